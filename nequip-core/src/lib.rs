@@ -1,0 +1,11 @@
+//! nequip-core: the framework of nequip-rs.
+//!
+//! | module | what | mirrors |
+//! |---|---|---|
+//! | [`config`] | YAML config tree, defaults, key tracking, the key resolver | `nequip/utils/config.py`, `nequip/utils/auto_init.py` |
+//! | [`registry`] | the registry of builders filled by `#[builder]` | `nequip/model/_build.py` name lookup, `instantiate_from_cls_name` |
+//! | [`e3nn`] | irreps, spherical harmonics, tensor products, ... | `e3nn/o3`, `e3nn/nn`, `e3nn/math` |
+//! | [`data`] | atomic data, neighbor lists, datasets, statistics | `nequip/data/` |
+
+pub mod data;
+pub mod e3nn;
