@@ -9,3 +9,17 @@
 
 pub mod data;
 pub mod e3nn;
+pub mod check;
+pub mod config;
+pub mod registry;
+pub mod suggest;
+pub mod train;
+
+pub use nequip_macros::{auto_init, builder};
+
+/// Paths used by the generated code of `#[builder]` / `#[auto_init]`; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use serde;
+}

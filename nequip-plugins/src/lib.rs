@@ -1,1 +1,34 @@
+//! nequip-plugins: every built-in of nequip-rs, registered through the same public macros
+//! (`nequip_core::builder`, `nequip_core::auto_init`) a downstream crate uses, and the CLI.
+//!
+//! | module | registers | mirrors |
+//! |---|---|---|
+//! | [`model`] | model builders (`SimpleIrrepsConfig`, ...) | `nequip/model/` |
+//! | [`losses`] | element-wise losses (`MSELoss`, `L1Loss`, `HuberLoss`, ...) | `torch.nn` losses used by `nequip/train/_loss.py` |
+//! | [`cli`] | the `nequip` command | `nequip/scripts/` |
+//!
+//! **Linking.** A binary must name this crate for its registrations to be linked: call
+//! [`link`] (the `nequip` binary and [`cli::main`] do). A downstream crate defines its own
+//! `link()` the same way and calls both before running the CLI.
 
+pub mod cli;
+pub mod losses;
+pub mod model;
+
+/// Anchor: calling this guarantees the linker keeps this crate and all its registrations.
+#[inline(never)]
+pub fn link() {
+    std::hint::black_box(());
+}
+
+/// The built-ins this crate registers, `(kind, name)`; a test asserts each one is present.
+pub const BUILTINS: &[(nequip_core::registry::Kind, &str)] = {
+    use nequip_core::registry::Kind::*;
+    &[
+        (ModelBuilder, "SimpleIrrepsConfig"),
+        (Loss, "MSELoss"),
+        (Loss, "L1Loss"),
+        (Loss, "HuberLoss"),
+        (Loss, "SmoothL1Loss"),
+    ]
+};

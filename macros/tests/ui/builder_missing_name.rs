@@ -1,0 +1,6 @@
+use nequip_macros::builder;
+
+#[builder(kind = loss)]
+struct NoName {}
+
+fn main() {}

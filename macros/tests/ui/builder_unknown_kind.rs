@@ -1,0 +1,6 @@
+use nequip_macros::builder;
+
+#[builder(name = "Thing", kind = gizmo)]
+struct Thing {}
+
+fn main() {}

@@ -1,0 +1,120 @@
+//! `nequip config check`: resolve everything that can be resolved without data, then report
+//! unknown keys, type errors and unknown builder names. Mirrors the key checks nequip 0.6.2 makes
+//! while starting a training run (`nequip/scripts/train.py`, `model/_build.py`).
+//!
+//! Each subsystem contributes one step; a later subsystem (model plan, dataset options, loss
+//! terms) adds its step here, so `check` and training consume keys through the same code.
+
+use crate::config::{self, Args, AutoInit, Config, Request, Resolution, Value};
+use crate::registry::{self, Kind};
+use crate::train::options::{GlobalOptions, TrainerOptions};
+
+/// The outcome of a check: errors (the config would fail), warnings, notes, and every
+/// resolution made (for `config explain`).
+#[derive(Debug, Default)]
+pub struct Report {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
+    pub resolutions: Vec<Resolution>,
+}
+
+impl Report {
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Check a loaded config. `warn_unused` (or the config's `warn_unused: true`) turns unused
+/// keys into warnings, as nequip's `--warn-unused`.
+pub fn check_config(config: &mut Config, warn_unused: bool) -> Report {
+    let mut report = Report::default();
+    let global = resolve_struct::<GlobalOptions>(config, "global options", &mut report);
+    resolve_struct::<TrainerOptions>(config, "Trainer", &mut report);
+    check_model_builders(config, &mut report);
+    check_named(config, "dataset", Kind::Dataset, "dataset", &mut report);
+    check_named(config, "validation_dataset", Kind::Dataset, "validation_dataset", &mut report);
+
+    for (k, e) in config.entries() {
+        if let Some(n) = config::defaults::python_only_note(k, &e.value) {
+            if e.source != config::Source::Default {
+                report.notes.push(n);
+            }
+        }
+    }
+    let known = registry::known_key_names();
+    let unused = config.unused_keys(known.iter().map(String::as_str));
+    if !unused.is_empty() {
+        let e = config::ConfigError::UnusedKeys { keys: unused };
+        let warn_only = warn_unused || global.is_some_and(|g| g.warn_unused);
+        if warn_only {
+            report.warnings.push(e.to_string());
+        } else {
+            report.errors.push(e.to_string());
+        }
+    }
+    report
+}
+
+/// Resolve a key table against the root config (type errors are reported).
+fn resolve_struct<T: AutoInit>(config: &Config, component: &str, report: &mut Report) -> Option<T> {
+    let mut req = Request::new(component, component, T::KEYS).all(Args::Config(config));
+    req.prefixes.extend(T::PREFIX.map(str::to_string));
+    match config::resolve(&req).and_then(|r| {
+        let t = r.into_typed::<T>();
+        report.resolutions.push(r);
+        t
+    }) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            report.errors.push(e.to_string());
+            None
+        }
+    }
+}
+
+/// `model_builders`: every name registered; builders with key tables resolved.
+fn check_model_builders(config: &Config, report: &mut Report) {
+    let Some(v) = config.take("model_builders", "model_from_config") else { return };
+    let names: Vec<String> = match v {
+        Value::Sequence(s) => s.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| config::yaml::render(x))).collect::<Result<_, _>>().unwrap_or_else(|bad| {
+            report.errors.push(format!("{}model_builders: every entry must be a builder name, found {bad}", place(config, "model_builders")));
+            Vec::new()
+        }),
+        other => {
+            report.errors.push(format!("{}model_builders: expected a list of builder names, found {}", place(config, "model_builders"), config::yaml::type_name(other)));
+            Vec::new()
+        }
+    };
+    for name in names {
+        match registry::lookup(Kind::ModelBuilder, &name) {
+            Ok(reg) if !reg.keys.is_empty() => {
+                let mut req = Request::for_registration(reg.name, reg).all(Args::Config(config));
+                req.class_prefix = false;
+                match config::resolve(&req) {
+                    Ok(r) => report.resolutions.push(r),
+                    Err(e) => report.errors.push(e.to_string()),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => report.errors.push(format!("{}model_builders: {e}", place(config, "model_builders"))),
+        }
+    }
+}
+
+/// A key naming a registered item (`dataset: npz`): the name must be registered.
+fn check_named(config: &Config, key: &str, kind: Kind, component: &str, report: &mut Report) {
+    let Some(v) = config.take(key, component) else { return };
+    match v.as_str() {
+        Some(name) => {
+            if let Err(e) = registry::lookup(kind, name) {
+                report.errors.push(format!("{}{key}: {e}", place(config, key)));
+            }
+        }
+        None => report.errors.push(format!("{}{key}: expected a {kind} name, found {}", place(config, key), config::yaml::render(v))),
+    }
+}
+
+fn place(config: &Config, key: &str) -> String {
+    config.place(key).map(|p| format!("{p}: ")).unwrap_or_default()
+}

@@ -1,0 +1,4 @@
+//! Training: a port of `nequip/train/` (this part: the key tables and element-wise losses).
+
+pub mod loss;
+pub mod options;

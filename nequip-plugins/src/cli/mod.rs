@@ -1,0 +1,59 @@
+//! The `nequip` command line (`nequip/scripts/`): clap derive, one module per command.
+//! [`main`] is what a binary calls after linking its plugin crates (see [`crate::link`]).
+
+mod config_cmd;
+mod list;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "nequip", version, about = "NequIP interatomic potentials in Rust: train, evaluate, deploy", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List registered builders, datasets, modules, losses, optimizers, schedulers.
+    List(list::ListArgs),
+    /// Check or explain a config file.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+}
+
+/// Parse the process arguments, run, print errors; the exit code is 0 only on success.
+pub fn main() -> ExitCode {
+    crate::link();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Run a parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Err(dups) = nequip_core::registry::check() {
+        let lines: Vec<String> = dups.iter().map(|d| format!("  {d}")).collect();
+        anyhow::bail!("the registry is inconsistent:\n{}", lines.join("\n"));
+    }
+    match cli.command {
+        Command::List(a) => list::run(a),
+        Command::Config(c) => config_cmd::run(c),
+    }
+}

@@ -1,0 +1,3 @@
+//! Model builders (`nequip/model/`).
+
+pub mod simple_irreps;
