@@ -51,8 +51,17 @@ pub fn find<'a>(args: &'a [Arg], name: &str) -> Option<&'a Arg> {
     args.iter().find(|a| a.name == name)
 }
 
+/// Look through the invisible groups `macro_rules!` wraps around `$x:literal` / `$x:expr`.
+fn ungroup(e: &Expr) -> &Expr {
+    match e {
+        Expr::Group(g) => ungroup(&g.expr),
+        Expr::Paren(p) => ungroup(&p.expr),
+        other => other,
+    }
+}
+
 pub fn lit_str(arg: &Arg) -> syn::Result<LitStr> {
-    match &arg.value {
+    match ungroup(&arg.value) {
         Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(s.clone()),
         other => Err(syn::Error::new_spanned(
             other,
@@ -62,7 +71,7 @@ pub fn lit_str(arg: &Arg) -> syn::Result<LitStr> {
 }
 
 pub fn ident(arg: &Arg) -> syn::Result<syn::Ident> {
-    match &arg.value {
+    match ungroup(&arg.value) {
         Expr::Path(p) => p
             .path
             .get_ident()
@@ -73,7 +82,7 @@ pub fn ident(arg: &Arg) -> syn::Result<syn::Ident> {
 }
 
 pub fn path(arg: &Arg) -> syn::Result<Path> {
-    match &arg.value {
+    match ungroup(&arg.value) {
         Expr::Path(p) => Ok(p.path.clone()),
         other => Err(syn::Error::new_spanned(other, format!("`{}` takes a path, e.g. crate = ::nequip_core", arg.name))),
     }
@@ -82,11 +91,11 @@ pub fn path(arg: &Arg) -> syn::Result<Path> {
 /// `aliases = ["a", "b"]`
 pub fn str_list(arg: &Arg) -> syn::Result<Vec<LitStr>> {
     let err = || syn::Error::new_spanned(&arg.value, format!("`{}` takes a list of string literals, e.g. [\"a\", \"b\"]", arg.name));
-    match &arg.value {
+    match ungroup(&arg.value) {
         Expr::Array(a) => a
             .elems
             .iter()
-            .map(|e| match e {
+            .map(|e| match ungroup(e) {
                 Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(s.clone()),
                 _ => Err(err()),
             })

@@ -59,13 +59,21 @@ pub fn expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
     let args = attr::parse_args(args)?;
     attr::check_names(&args, STRUCT_ARGS, "auto_init")?;
     let krate = attr::crate_path(&args)?;
-    let prefix = match attr::find(&args, "prefix") {
-        Some(a) => {
-            let s = attr::lit_str(a)?;
-            if s.value().is_empty() {
-                return Err(syn::Error::new(s.span(), "prefix must not be empty"));
-            }
-            quote!(::core::option::Option::Some(#s))
+    // Every error is collected and reported together (serde's `Ctxt` practice).
+    let mut errors: Option<syn::Error> = None;
+    let mut push = |e: syn::Error| match &mut errors {
+        Some(all) => all.combine(e),
+        None => errors = Some(e),
+    };
+    let prefix = match attr::find(&args, "prefix").map(attr::lit_str) {
+        Some(Ok(s)) if s.value().is_empty() => {
+            push(syn::Error::new(s.span(), "prefix must not be empty"));
+            quote!(::core::option::Option::None)
+        }
+        Some(Ok(s)) => quote!(::core::option::Option::Some(#s)),
+        Some(Err(e)) => {
+            push(e);
+            quote!(::core::option::Option::None)
         }
         None => quote!(::core::option::Option::None),
     };
@@ -79,11 +87,6 @@ pub fn expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
     };
 
     let mut infos = Vec::new();
-    let mut errors: Option<syn::Error> = None;
-    let mut push = |e: syn::Error| match &mut errors {
-        Some(all) => all.combine(e),
-        None => errors = Some(e),
-    };
     for f in fields.iter_mut() {
         let ident = f.ident.clone().ok_or_else(|| syn::Error::new_spanned(&*f, "unnamed field"))?;
         let mut info = FieldInfo {

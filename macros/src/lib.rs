@@ -28,7 +28,14 @@ pub fn auto_init(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Register a builder (model builder, dataset, nn module, loss, metric, optimizer, lr scheduler).
 #[proc_macro_attribute]
 pub fn builder(args: TokenStream, input: TokenStream) -> TokenStream {
-    builder::expand(args.into(), input.into())
-        .unwrap_or_else(|e| e.to_compile_error())
+    let item: proc_macro2::TokenStream = input.into();
+    // On error the item itself is still emitted, so its users type-check and the only
+    // error shown is the registration's.
+    builder::expand(args.into(), item.clone())
+        .unwrap_or_else(|e| {
+            let mut out = e.to_compile_error();
+            out.extend(item);
+            out
+        })
         .into()
 }

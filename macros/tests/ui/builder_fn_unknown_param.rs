@@ -4,6 +4,6 @@ struct Keys;
 struct Other;
 
 #[builder(name = "MyBuilder", kind = model_builder)]
-fn my_builder(config: u8, keys: Keys, other: Other) {}
+fn my_builder(_config: u8, _keys: Keys, _other: Other) {}
 
 fn main() {}

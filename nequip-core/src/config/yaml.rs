@@ -55,11 +55,33 @@ impl Document {
 
 /// Parse YAML text. Syntax errors carry line and column.
 pub fn parse(text: &str) -> Result<Document, SyntaxError> {
-    let root: Value = serde_yaml::from_str(text).map_err(|e| SyntaxError {
+    let retagged = retag_python(text);
+    let root: Value = serde_yaml::from_str(&retagged).map_err(|e| SyntaxError {
         message: strip_location_suffix(&e.to_string()),
         location: e.location().map(|l| Location { line: l.line(), column: l.column() }),
     })?;
     Ok(Document { root, key_locations: scan_key_locations(text) })
+}
+
+/// serde_yaml treats `!!` (core-schema) tags as type hints and drops unknown ones, which would
+/// silently turn `!!python/object/apply:builtins.range [0, 6, 2]` into the list `[0, 6, 2]`.
+/// Rewrite `!!python/` as the local tag ` !python/` (same length, so positions stay exact).
+fn retag_python(text: &str) -> std::borrow::Cow<'_, str> {
+    const TAG: &str = "!!python/";
+    if !text.contains(TAG) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(TAG) {
+        let (before, after) = rest.split_at(i);
+        out.push_str(before);
+        let at_token_start = before.chars().next_back().is_none_or(|c| c.is_whitespace() || matches!(c, ':' | '-' | '[' | ',' | '{'));
+        out.push_str(if at_token_start { " !python/" } else { TAG });
+        rest = &after[TAG.len()..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 fn strip_location_suffix(msg: &str) -> String {

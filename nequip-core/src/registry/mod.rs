@@ -51,9 +51,23 @@ impl Kind {
         }
     }
 
+    /// Plural, for messages ("registered losses: ...").
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::ModelBuilder => "model builders",
+            Kind::Dataset => "datasets",
+            Kind::NnModule => "nn modules",
+            Kind::Loss => "losses",
+            Kind::Metric => "metrics",
+            Kind::Optimizer => "optimizers",
+            Kind::LrScheduler => "lr schedulers",
+        }
+    }
+
+    /// `loss`, `losses`, `lr-scheduler`, `model_builders`, ... → the kind.
     pub fn parse(s: &str) -> Option<Kind> {
-        let s = s.trim_end_matches('s').replace('-', "_");
-        Kind::ALL.into_iter().find(|k| k.as_str() == s || k.as_str().trim_end_matches('s') == s)
+        let s = s.trim().to_lowercase().replace(['-', ' '], "_");
+        Kind::ALL.into_iter().find(|k| k.as_str() == s || k.plural().replace(' ', "_") == s)
     }
 }
 
@@ -140,7 +154,7 @@ pub trait Component<K: KindTag> {
 pub enum RegistryError {
     #[error("duplicate {kind} name `{name}`: registered by {first} and by {second}")]
     Duplicate { kind: Kind, name: String, first: String, second: String },
-    #[error("unknown {kind} `{name}`{}; registered {kind}s: {}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), registered.join(", "))]
+    #[error("unknown {kind} `{name}`{}; registered {}: {}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), kind.plural(), if registered.is_empty() { "(none)".to_string() } else { registered.join(", ") })]
     Unknown { kind: Kind, name: String, suggestion: Option<String>, registered: Vec<String> },
 }
 
