@@ -32,6 +32,7 @@ pub fn check_config(config: &mut Config, warn_unused: bool) -> Report {
     let global = resolve_struct::<GlobalOptions>(config, "global options", &mut report);
     resolve_struct::<TrainerOptions>(config, "Trainer", &mut report);
     check_model_builders(config, &mut report);
+    check_loss_coeffs(config, &mut report);
     check_named(config, "dataset", Kind::Dataset, "dataset", &mut report);
     check_named(config, "validation_dataset", Kind::Dataset, "validation_dataset", &mut report);
 
@@ -99,6 +100,22 @@ fn check_model_builders(config: &Config, report: &mut Report) {
             Ok(_) => {}
             Err(e) => report.errors.push(format!("{}model_builders: {e}", place(config, "model_builders"))),
         }
+    }
+}
+
+/// `loss_coeffs`: every form parses and every loss function is registered with valid parameters.
+fn check_loss_coeffs(config: &Config, report: &mut Report) {
+    let Some(v) = config.get("loss_coeffs") else { return };
+    let at = place(config, "loss_coeffs");
+    match crate::train::loss_coeffs::parse_loss_coeffs(v) {
+        Ok(terms) => {
+            for t in terms {
+                if let Err(e) = crate::train::loss::build_loss(&t.func, &t.params) {
+                    report.errors.push(format!("{at}loss_coeffs `{}`: {e}", t.key));
+                }
+            }
+        }
+        Err(e) => report.errors.push(format!("{at}{e}")),
     }
 }
 

@@ -36,6 +36,16 @@ impl<T: AutoInit + ElementwiseLoss + 'static> Component<kind::Loss> for T {
 pub fn build_loss(name: &str, params: &crate::config::Mapping) -> Result<Box<dyn ElementwiseLoss>, LossError> {
     let reg = crate::registry::lookup(crate::registry::Kind::Loss, name)?;
     let factory = reg.factory::<kind::Loss>().ok_or_else(|| LossError::NotALoss(name.to_string()))?;
+    // nequip silently drops parameters the loss class does not take; a typo there would go
+    // unnoticed, so an unknown parameter is an error here.
+    let known: Vec<String> = reg.keys.iter().flat_map(|k| [k.name.to_string(), format!("{}_{}", reg.name, k.name)]).collect();
+    for k in params.keys() {
+        let k = crate::config::yaml::key_str(k);
+        if !known.contains(&k) {
+            let suggestion = crate::suggest::closest(&k, known.iter().map(String::as_str));
+            return Err(LossError::UnknownParam { loss: name.to_string(), key: k, suggestion });
+        }
+    }
     let args = crate::config::Args::Map { map: params, name: "loss params" };
     let req = crate::config::Request::for_registration(format!("loss {name}"), reg).optional(args);
     let r = crate::config::resolve(&req)?;
@@ -48,6 +58,8 @@ pub enum LossError {
     Registry(#[from] crate::registry::RegistryError),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    #[error("{loss} has no parameter `{key}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownParam { loss: String, key: String, suggestion: Option<String> },
     #[error("`{0}` is registered as a loss but has no loss factory")]
     NotALoss(String),
 }

@@ -1,0 +1,178 @@
+//! Transcript tests of the `nequip` command: list, config check, config explain — and bad
+//! input gives a clear message and a non-zero exit, never a panic (exit code 101).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nequip(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nequip")).args(args).output().expect("run nequip")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("nequip-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    fn file(&self, name: &str, body: &[u8]) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn check(p: &Path) -> Output {
+    nequip(&["config", "check", p.to_str().unwrap()])
+}
+
+const CLEAN: &str = "model_builders: [SimpleIrrepsConfig]\nl_max: 2\nparity: true\nnum_features: 16\nseed: 123\nloss_coeffs: {forces: 1.0, total_energy: [1.0, PerAtomMSELoss]}\noptimizer_kwargs: {amsgrad: true}\n";
+
+#[test]
+fn list_json_parses_and_is_sorted() {
+    let o = nequip(&["list", "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let items = v["items"].as_array().unwrap();
+    let names: Vec<(String, String)> = items.iter().map(|i| (i["kind"].as_str().unwrap().to_string(), i["name"].as_str().unwrap().to_string())).collect();
+    assert!(names.contains(&("loss".into(), "HuberLoss".into())));
+    let huber = items.iter().find(|i| i["name"] == "HuberLoss").unwrap();
+    assert_eq!(huber["keys"][0], serde_json::json!({"name": "delta", "type": "f64", "required": false, "default": 1.0, "doc": "Threshold between the quadratic and the linear regime.", "nested": null}));
+    assert_eq!(huber["prefixes"], serde_json::json!(["HuberLoss"]));
+}
+
+#[test]
+fn list_one_kind_and_unknown_kind() {
+    let (out, _) = text(&nequip(&["list", "losses", "--verbose"]));
+    assert!(out.starts_with("loss:\n"), "{out}");
+    assert!(out.contains("delta: f64 = 1.0  Threshold"), "{out}");
+    assert!(!out.contains("SimpleIrrepsConfig"));
+    let o = nequip(&["list", "gizmo"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("unknown kind `gizmo`; expected one of: model_builder, dataset"), "{}", text(&o).1);
+}
+
+#[test]
+fn clean_config_checks_ok() {
+    let d = Dir::new("clean");
+    let f = d.file("ok.yaml", CLEAN.as_bytes());
+    let o = check(&f);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(out, format!("{}: ok\n", f.display()));
+}
+
+#[test]
+fn typo_is_an_error_with_a_suggestion() {
+    let d = Dir::new("typo");
+    let f = d.file("typo.yaml", format!("{CLEAN}num_feature: 8\n").as_bytes());
+    let o = check(&f);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o).1;
+    assert!(err.contains(&format!("{}:8:1: `num_feature`: did you mean `num_features`?", f.display())), "{err}");
+    // --warn-unused makes it a warning
+    let o = nequip(&["config", "check", "--warn-unused", f.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(text(&o).1.starts_with("warning: the following keys in the config were not used"), "{}", text(&o).1);
+}
+
+#[test]
+fn yaml_syntax_error_prints_file_line_column() {
+    let d = Dir::new("syntax");
+    let f = d.file("bad.yaml", b"seed: 1\nmodel_builders: [SimpleIrrepsConfig\nl_max: 2\n");
+    let o = check(&f);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o).1;
+    let re_prefix = format!("error: loading {}\n  caused by: {}:", f.display(), f.display());
+    assert!(err.starts_with(&re_prefix), "{err}");
+    let after = &err[re_prefix.len()..];
+    let (line, rest) = after.split_once(':').unwrap();
+    let (col, _) = rest.split_once(':').unwrap();
+    assert!(line.parse::<u32>().unwrap() >= 2 && col.parse::<u32>().is_ok(), "{err}");
+}
+
+#[test]
+fn type_errors_and_unknown_names() {
+    let d = Dir::new("types");
+    let f = d.file("t.yaml", b"model_builders: [SimpleIrrepsConfg]\nmax_epochs: ten\nseed: 1\nloss_coeffs: {forces: [1.0, HubberLoss], stress: [1.0, HuberLoss, {delat: 1}]}\n");
+    let o = check(&f);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o).1;
+    let file = f.display();
+    assert!(err.contains(&format!("error: {file}:2:1: Trainer: key `max_epochs` (for `max_epochs`): invalid type: string \"ten\", expected i64 (value: \"ten\")")), "{err}");
+    assert!(err.contains(&format!("error: {file}:1:1: model_builders: unknown model_builder `SimpleIrrepsConfg` (did you mean `SimpleIrrepsConfig`?); registered model builders: SimpleIrrepsConfig")), "{err}");
+    assert!(err.contains("loss_coeffs `forces`: unknown loss `HubberLoss` (did you mean `HuberLoss`?)"), "{err}");
+    assert!(err.contains("loss_coeffs `stress`: HuberLoss has no parameter `delat` (did you mean `delta`?)"), "{err}");
+    assert!(err.contains("3 error(s)") || err.contains("4 error(s)"), "{err}");
+}
+
+#[test]
+fn simple_irreps_keys_are_resolved_and_explained() {
+    let d = Dir::new("explain");
+    let f = d.file("e.yaml", format!("{CLEAN}invariant_neurons: 3\n").as_bytes());
+    let o = nequip(&["config", "explain", "--warn-unused", f.to_str().unwrap()]);
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    assert!(out.contains(&format!("l_max: 2\n    from: yaml {}:2:1\n    used by: SimpleIrrepsConfig as `l_max`", f.display())), "{out}");
+    assert!(out.contains("root: \"./\"\n    from: default\n    used by: global options as `root`"), "{out}");
+    assert!(out.contains("wandb: false\n    from: default\n    used by: (accepted; Python-only feature)"), "{out}");
+    assert!(out.contains("invariant_neurons: 3\n    from: yaml"), "{out}");
+    assert!(out.contains("    used by: nobody"), "{out}");
+    assert!(out.contains("[Trainer]\n"), "{out}");
+    assert!(out.contains("  batch_size = 5    <- default"), "{out}");
+}
+
+#[test]
+fn python_only_keys_are_reported_not_ignored() {
+    let d = Dir::new("py");
+    let f = d.file("w.yaml", format!("{CLEAN}wandb: true\nwandb_project: x\n").as_bytes());
+    let o = check(&f);
+    assert!(o.status.success());
+    let err = text(&o).1;
+    assert!(err.contains("note: `wandb` (Weights & Biases logging) is a Python-only feature: accepted but not supported by nequip-rs"), "{err}");
+}
+
+/// No input makes the command panic: garbage, empty, huge nesting, wrong top-level types.
+#[test]
+fn garbage_never_panics() {
+    let d = Dir::new("garbage");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("empty.yaml", b"".to_vec()),
+        ("binary.yaml", vec![0xff, 0xfe, 0x00, 0x01, 0x9c, b':', b'\n']),
+        ("list.yaml", b"- 1\n- 2\n".to_vec()),
+        ("scalar.yaml", b"42\n".to_vec()),
+        ("nested.yaml", format!("a: {}1{}\n", "[".repeat(2000), "]".repeat(2000)).into_bytes()),
+        ("tabs.yaml", b"a:\n\t- b\n".to_vec()),
+        ("dupkey.yaml", b"a: 1\na: 2\n".to_vec()),
+        ("intkey.yaml", b"1: 2\n".to_vec()),
+        ("badbuilders.yaml", b"model_builders: 3\n".to_vec()),
+        ("badbuilders2.yaml", b"model_builders: [1, {a: 2}]\n".to_vec()),
+        ("pytag.yaml", b"x: !!python/object/apply:builtins.range [0, 3, 0]\n".to_vec()),
+        ("include.yaml", b"include_file_as_baseline_config: does_not_exist.yaml\n".to_vec()),
+        ("loss.yaml", b"loss_coeffs: {forces: {a: 1}}\n".to_vec()),
+    ];
+    for (name, body) in cases {
+        let f = d.file(name, &body);
+        let o = check(&f);
+        let err = text(&o).1;
+        assert_ne!(o.status.code(), Some(101), "{name} panicked: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        if name != "empty.yaml" {
+            assert_eq!(o.status.code(), Some(1), "{name} should fail: {err}");
+            assert!(err.contains(name), "{name}: message must name the file: {err}");
+        }
+    }
+    let o = nequip(&["config", "check", "/nonexistent/x.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("cannot read config file /nonexistent/x.yaml"));
+}
