@@ -123,3 +123,19 @@ fn set_by_builder_records_provenance() {
     assert_eq!(c.entry("num_types").unwrap().source.to_string(), "set by model_from_config");
     assert!(c.usage_snapshot().contains_key("num_types"));
 }
+
+#[test]
+fn save_and_load_round_trip() {
+    let d = tempdir::Dir::new("save");
+    let src = write(&d, "in.yaml", "stringv: 3x0e\nintv: 1\nnonev: null\nboolv: true\nbetas: !!python/tuple [0.9, 0.999]\nnested: {a: [1, 2]}\n");
+    let c = Config::load(&src).unwrap();
+    let out = d.0.join("saved.yaml");
+    c.save(&out).unwrap();
+    let c2 = Config::load(&out).unwrap();
+    assert_eq!(c.to_mapping(), c2.to_mapping());
+    assert_eq!(yaml::render(c2.get("betas").unwrap()), "[0.9, 0.999]");
+    assert!(c2.get("nonev").unwrap().is_null());
+    // no temp file left behind
+    let names: Vec<_> = std::fs::read_dir(&d.0).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}

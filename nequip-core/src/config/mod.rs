@@ -180,6 +180,24 @@ impl Config {
         }
     }
 
+    /// The config as a YAML mapping (file order; defaults included), as nequip's `Config.save`.
+    pub fn to_mapping(&self) -> Mapping {
+        self.entries.iter().map(|(k, e)| (Value::String(k.clone()), e.value.clone())).collect()
+    }
+
+    /// Write the config as YAML atomically (temp file + rename): a crash never leaves a
+    /// half-written file.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = yaml::to_string(&self.to_mapping()).map_err(|m| ConfigError::BadValue { place: Place { file: path.to_path_buf(), location: None }, key: String::new(), message: m })?;
+        let io = |e| ConfigError::Io { file: path.to_path_buf(), source: e };
+        let tmp = path.with_extension(format!("yaml.tmp{}", std::process::id()));
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+    }
+
     /// Keys present but never consumed (defaults and Python-only keys count as consumed),
     /// each with the closest name among `known`.
     pub fn unused_keys<'a>(&self, known: impl IntoIterator<Item = &'a str>) -> Vec<UnusedKey> {
