@@ -38,10 +38,8 @@ pub struct HuberLoss {
 
 impl ElementwiseLoss for HuberLoss {
     fn elementwise(&self, pred: &Tensor, target: &Tensor) -> Tensor {
-        let d = (pred - target).abs();
-        let quad = d.square() * 0.5;
-        let lin = (&d - 0.5 * self.delta) * self.delta;
-        quad.where_self(&d.lt(self.delta), &lin)
+        // torch: HuberLoss(delta) = delta * SmoothL1Loss(beta = delta)
+        smooth_l1(pred, target, self.delta) * self.delta
     }
 }
 
@@ -56,12 +54,41 @@ pub struct SmoothL1Loss {
 
 impl ElementwiseLoss for SmoothL1Loss {
     fn elementwise(&self, pred: &Tensor, target: &Tensor) -> Tensor {
-        let d = (pred - target).abs();
-        if self.beta == 0.0 {
-            return d;
-        }
-        let quad = d.square() * (0.5 / self.beta);
-        let lin = &d - 0.5 * self.beta;
-        quad.where_self(&d.lt(self.beta), &lin)
+        smooth_l1(pred, target, self.beta)
+    }
+}
+
+fn smooth_l1(pred: &Tensor, target: &Tensor, beta: f64) -> Tensor {
+    let d = (pred - target).abs();
+    if beta == 0.0 {
+        return d;
+    }
+    let quad = d.square() * (0.5 / beta);
+    let lin = &d - 0.5 * beta;
+    quad.where_self(&d.lt(beta), &lin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(l: &dyn ElementwiseLoss, d: &[f64]) -> Vec<f64> {
+        let p = Tensor::from_slice(d);
+        Vec::<f64>::try_from(&l.elementwise(&p, &p.zeros_like())).unwrap()
+    }
+
+    /// Values computed by hand from torch's documented formulas.
+    #[test]
+    fn torch_formulas() {
+        let d = [0.0, 0.25, -0.5, 2.0, -3.0];
+        assert_eq!(eval(&MseLoss {}, &d), vec![0.0, 0.0625, 0.25, 4.0, 9.0]);
+        assert_eq!(eval(&L1Loss {}, &d), vec![0.0, 0.25, 0.5, 2.0, 3.0]);
+        // delta 1: 0.5 d^2 inside, |d| - 0.5 outside
+        assert_eq!(eval(&HuberLoss { delta: 1.0 }, &d), vec![0.0, 0.03125, 0.125, 1.5, 2.5]);
+        // delta 0.5: 0.5 d^2 for |d| < 0.5, else 0.5 (|d| - 0.25)
+        assert_eq!(eval(&HuberLoss { delta: 0.5 }, &d), vec![0.0, 0.03125, 0.125, 0.875, 1.375]);
+        // beta 0.5: 0.5 d^2 / 0.5 = d^2 inside, |d| - 0.25 outside
+        assert_eq!(eval(&SmoothL1Loss { beta: 0.5 }, &d), vec![0.0, 0.0625, 0.25, 1.75, 2.75]);
+        assert_eq!(eval(&SmoothL1Loss { beta: 0.0 }, &d), vec![0.0, 0.25, 0.5, 2.0, 3.0]);
     }
 }
