@@ -9,6 +9,7 @@
 
 pub mod data;
 pub mod e3nn;
+pub mod io;
 pub mod check;
 pub mod config;
 pub mod registry;
