@@ -15,16 +15,26 @@
 //! neighbour; the edge vector is `pos[j] - pos[i] + edge_cell_shift · cell`.
 
 pub mod array;
+pub mod ase_dataset;
 pub mod atomic_data;
+pub mod cache;
+pub mod dataset;
 pub mod error;
+pub mod extxyz;
 pub mod fields;
 pub mod keys;
 pub mod neighbors;
+pub mod npz;
+pub mod type_mapper;
 
 pub use array::{Array, ArrayData, DType};
 pub use atomic_data::{AtomicData, AtomicDataOptions};
 pub use error::{DataError, FrameError};
+pub use ase_dataset::AseOptions;
+pub use dataset::{AseDataset, InMemoryDataset, NpzDataset};
 pub use neighbors::{neighbor_list, NeighborList};
+pub use npz::NpzOptions;
+pub use type_mapper::{TypeMapper, TypeMapperOptions};
 
 /// nequip's `AtomicDataDict.Type`: field name → tensor. The model's input and output type.
 pub type AtomicDataDict = std::collections::BTreeMap<String, tch::Tensor>;
