@@ -71,14 +71,15 @@ pub fn frame_from_xyz(
     }
     let mut km: BTreeMap<&str, &str> = [("forces", FORCE_KEY), ("energy", TOTAL_ENERGY_KEY)].into_iter().collect();
     km.extend(key_mapping.iter().map(|(a, b)| (a.as_str(), b.as_str())));
+    // ASE puts `all_properties` into a SinglePointCalculator; nequip's priority is
+    // arrays < info < calculator results
     let mut fields = BTreeMap::new();
-    for (k, v) in &frame.arrays {
-        if include.contains(k.as_str()) {
+    for calc in [false, true] {
+        let is_calc = |k: &str| ASE_ALL_PROPERTIES.contains(&k) == calc;
+        for (k, v) in frame.arrays.iter().filter(|(k, _)| is_calc(k) && include.contains(k.as_str())) {
             fields.insert(km.get(k.as_str()).copied().unwrap_or(k).to_string(), v.clone());
         }
-    }
-    for (k, v) in &frame.info {
-        if include.contains(k.as_str()) {
+        for (k, v) in frame.info.iter().filter(|(k, _)| is_calc(k) && include.contains(k.as_str())) {
             let arr = v.to_array().ok_or_else(|| FrameError::Field { field: k.clone(), msg: "string values cannot be a field".into() })?;
             fields.insert(km.get(k.as_str()).copied().unwrap_or(k).to_string(), arr);
         }

@@ -103,6 +103,10 @@ impl AtomicData {
             if is_long(&k) && v.dtype() != DType::I64 {
                 v = v.to_i64().ok_or_else(|| field_err(&k, format!("expected integers, got non-integral {} values", v.dtype())))?;
             }
+            // registered float fields given as integers (e.g. `energy=-3` in an extxyz)
+            if !is_long(&k) && v.dtype() == DType::I64 && field_kind(&k).is_some() && k != PBC_KEY {
+                v = Array::f64(v.shape.clone(), v.to_f64_vec());
+            }
             if v.shape.is_empty() {
                 v.shape = vec![1];
             }
