@@ -25,6 +25,7 @@ pub mod fields;
 pub mod keys;
 pub mod neighbors;
 pub mod npz;
+pub mod statistics;
 pub mod type_mapper;
 
 pub use array::{Array, ArrayData, DType};
