@@ -17,6 +17,7 @@
 pub mod array;
 pub mod ase_dataset;
 pub mod atomic_data;
+pub mod batch;
 pub mod cache;
 pub mod dataset;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod fields;
 pub mod keys;
 pub mod neighbors;
 pub mod npz;
+pub mod split;
 pub mod statistics;
 pub mod type_mapper;
 
