@@ -81,13 +81,15 @@ fn frame_selection(include: &Option<Vec<usize>>, n_frames: usize, file: &str) ->
     }
 }
 
-/// Reuses the cache in `root` when valid, else processes and stores.
+/// Reuses the cache in `root` when valid, else processes, `check`s (so that bad data leaves no
+/// cache behind) and stores.
 fn cached(
     root: Option<&Path>,
     kind: &str,
     options: &impl serde::Serialize,
     raw: &Path,
     process: impl FnOnce() -> Result<Processed, DataError>,
+    check: impl Fn(&Processed) -> Result<(), DataError>,
 ) -> Result<Processed, DataError> {
     file_error_if_missing(raw)?;
     let Some(root) = root else { return process() };
@@ -98,8 +100,19 @@ fn cached(
         return Ok(p);
     }
     let p = process()?;
+    check(&p)?;
     cache::store(&dir, &params, &p, stamp);
     Ok(p)
+}
+
+/// Every atomic number must be known to the type mapper.
+fn check_species(p: &Processed, type_mapper: &TypeMapper, file: &str) -> Result<(), DataError> {
+    for (f, &id) in p.frames.iter().zip(&p.frame_ids) {
+        if let Some(z) = f.get(ATOMIC_NUMBERS_KEY).and_then(|z| z.as_i64()) {
+            type_mapper.transform(z).in_frame(file, id)?;
+        }
+    }
+    Ok(())
 }
 
 /// Per-frame rows of a fields dict to frames (nequip's `process` for dict data).
@@ -156,7 +169,7 @@ impl NpzDataset {
             let (fields, n) = npz_fields(o)?;
             let ids = frame_selection(&o.include_frames, n, &file)?;
             frames_from_fields(&fields, &ids, &o.atomic_data_options, &file)
-        })?;
+        }, |p| check_species(p, type_mapper, &file))?;
         InMemoryDataset::from_processed(p, type_mapper, &file, o.atomic_data_options.r_max)
     }
 }
@@ -184,7 +197,7 @@ impl AseDataset {
                 .map(|&id| frame_from_xyz(&xyz[id], &km, &inc, &o.atomic_data_options).in_frame(&file, id))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Processed { frames, frame_ids: ids })
-        })?;
+        }, |p| check_species(p, type_mapper, &file))?;
         InMemoryDataset::from_processed(p, type_mapper, &file, o.atomic_data_options.r_max)
     }
 }
