@@ -140,3 +140,17 @@ fn self_interaction_option_adds_zero_shift_self_edges() {
     assert_eq!(with.centers, vec![0, 0, 1, 1]);
     assert_eq!(with.neighbors, vec![0, 1, 0, 1]);
 }
+
+#[test]
+fn absurd_inputs_are_errors_not_hangs() {
+    let pos = [[0.0, 0.0, 0.0]];
+    let tiny = [[1e-4, 0.0, 0.0], [0.0, 1e-4, 0.0], [0.0, 0.0, 1e-4]];
+    let err = neighbor_list(&pos, Some(&tiny), [true; 3], 5.0, false).unwrap_err();
+    assert!(err.to_string().starts_with("field `cell`: cell too small for r_max=5"), "{err}");
+    let far = [[1e300, 0.0, 0.0], [0.0, 0.0, 0.0]];
+    let cell = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    let err = neighbor_list(&far, Some(&cell), [true; 3], 0.5, false).unwrap_err();
+    assert_eq!(err.to_string(), "field `pos`: atom 0 is more than 1e9 cell lengths away from the cell");
+    // far apart but non-periodic: fine, no edges
+    assert!(neighbor_list(&far, None, [false; 3], 0.5, false).unwrap().is_empty());
+}

@@ -53,6 +53,9 @@ fn scale(a: V3, s: f64) -> V3 {
     [a[0] * s, a[1] * s, a[2] * s]
 }
 
+/// Upper bound on atoms plus periodic images held in the bin grid.
+const MAX_POINTS: f64 = 2e8;
+
 /// Relative tolerance below which a cell counts as degenerate.
 const DEGENERATE_TOL: f64 = 1e-10;
 
@@ -227,6 +230,14 @@ pub fn neighbor_list(
     let col = |k: usize| [binv[0][k], binv[1][k], binv[2][k]];
     let reach: V3 = std::array::from_fn(|k| r_max * norm(col(k)) + 1e-9);
 
+    // guard against absurd image counts (tiny cells) before allocating
+    let images: f64 = (0..3).filter(|&k| pbc[k]).map(|k| 2.0 * reach[k] + 2.0).product();
+    if images * pos.len() as f64 > MAX_POINTS {
+        return Err(FrameError::Field {
+            field: "cell".into(),
+            msg: format!("cell too small for r_max={r_max}: the neighbor list would need ~{images:.3e} periodic images per atom"),
+        });
+    }
     // wrap along periodic axes: pos = wrapped + offset · basis
     let n = pos.len();
     let mut wrapped = Vec::with_capacity(n);
@@ -239,6 +250,9 @@ pub fn neighbor_list(
         for k in 0..3 {
             if pbc[k] {
                 let fl = f[k].floor();
+                if fl.abs() > 1e9 {
+                    return Err(FrameError::Field { field: "pos".into(), msg: format!("atom {} is more than 1e9 cell lengths away from the cell", wrapped.len()) });
+                }
                 o[k] = fl as i32;
                 f[k] -= fl;
                 for d in 0..3 {
