@@ -1,7 +1,8 @@
 //! `#[builder(name = "...", kind = ..., aliases = [...], crate = path)]`: registration.
 //!
 //! * On a struct: any kind. The struct implements `AutoInit` (usually via `#[auto_init]`) for its
-//!   keys and `Component<kind::K>` for its factory. Like a Python class in nequip, its name is an
+//!   keys — or names another struct that does with `keys = Type` — and `Component<kind::K>` for
+//!   its factory. Like a Python class in nequip, its name is an
 //!   implicit key prefix (`BesselBasis_trainable`).
 //! * On a function: `kind = model_builder` only. Parameters are injected by name exactly like
 //!   nequip's `model_from_config`: `config`, `initialize`, `dataset`, `deploy`, `model`,
@@ -15,7 +16,7 @@ use syn::{FnArg, Item, Pat};
 use crate::attr;
 use crate::auto_init::kind_variant;
 
-const ARGS: &[&str] = &["name", "kind", "aliases", "crate"];
+const ARGS: &[&str] = &["name", "kind", "aliases", "keys", "crate"];
 const INJECTED: &[(&str, &str)] = &[
     ("config", "Config"),
     ("initialize", "Initialize"),
@@ -58,16 +59,26 @@ pub fn expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
             if !s.generics.params.is_empty() {
                 return Err(syn::Error::new_spanned(&s.generics, "#[builder] structs cannot be generic (a registration names one concrete type)"));
             }
+            let keys_ty = match attr::find(&args, "keys") {
+                Some(a) => {
+                    let p = attr::path(a)?;
+                    quote!(#p)
+                }
+                None => quote!(#ty),
+            };
             (
                 attr::doc_string(&s.attrs),
-                quote!(<#ty as #krate::config::AutoInit>::KEYS),
-                quote!(<#ty as #krate::config::AutoInit>::PREFIX),
+                quote!(<#keys_ty as #krate::config::AutoInit>::KEYS),
+                quote!(<#keys_ty as #krate::config::AutoInit>::PREFIX),
                 true,
                 quote!(&<#ty as #krate::registry::Component<#krate::registry::kind::#kind>>::FACTORY),
                 quote!(),
             )
         }
         Item::Fn(f) => {
+            if let Some(a) = attr::find(&args, "keys") {
+                return Err(syn::Error::new(a.name.span(), "`keys` is for structs; a model builder function takes its keys as a parameter"));
+            }
             if kind != "ModelBuilder" {
                 return Err(syn::Error::new(
                     kind_ident.span(),

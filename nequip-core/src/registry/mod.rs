@@ -9,8 +9,8 @@
 //! * An unknown name lists the registered names of that kind and the closest match.
 //!
 //! **Linker pitfall.** rustc links a dependency only if some code names it, so a plugin crate
-//! nobody names loses all its registrations. Binaries call [`crate::registry::anchor`]-style
-//! functions of every plugin crate they want (`nequip_plugins::link()`); see the README.
+//! nobody names loses all its registrations. Each plugin crate exposes a `link()` anchor and
+//! binaries call the anchors of every plugin crate they want (`nequip_plugins::link()`); see the README.
 
 mod model_builder;
 
