@@ -2,7 +2,9 @@
 //! percentages, seeded random = torch.randperm, sequential, per-epoch shuffle).
 
 use nequip_core::data::batch::collate;
-use nequip_core::data::split::{epoch_order, parse_n_train_n_val, randperm, split, Count, SplitMode, SplitOptions};
+use nequip_core::data::split::{
+    epoch_order, parse_n_train_n_val, randperm, split, Count, SplitMode, SplitOptions,
+};
 use nequip_core::data::{AtomicData, NpzDataset, NpzOptions, TypeMapper};
 use std::path::Path;
 
@@ -13,7 +15,12 @@ fn cu(frames: &[usize]) -> nequip_core::data::InMemoryDataset {
         file.display()
     ))
     .unwrap();
-    NpzDataset::load(&o, &TypeMapper::from_chemical_symbols(&["Cu"]).unwrap(), None).unwrap()
+    NpzDataset::load(
+        &o,
+        &TypeMapper::from_chemical_symbols(&["Cu"]).unwrap(),
+        None,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -61,7 +68,10 @@ fn collate_refuses_mismatched_frames() {
     let mut f1 = ds.get(1).unwrap().clone();
     f1.remove("stress");
     let err = collate(&[ds.get(0).unwrap(), &f1]).unwrap_err().to_string();
-    assert!(err.starts_with("invalid option `batch`: frame 1 has fields"), "{err}");
+    assert!(
+        err.starts_with("invalid option `batch`: frame 1 has fields"),
+        "{err}"
+    );
     assert!(collate(&[]).is_err());
 }
 
@@ -79,12 +89,24 @@ fn randperm_matches_torch() {
 #[test]
 fn n_train_n_val_counts_and_percentages() {
     let p = |s: &str| Count::Percent(s.into());
-    assert_eq!(parse_n_train_n_val(&Count::Frames(800), &Count::Frames(100), 1000, 1000).unwrap(), (800, 100));
-    assert_eq!(parse_n_train_n_val(&p("70%"), &p("10%"), 1000, 1000).unwrap(), (700, 100));
+    assert_eq!(
+        parse_n_train_n_val(&Count::Frames(800), &Count::Frames(100), 1000, 1000).unwrap(),
+        (800, 100)
+    );
+    assert_eq!(
+        parse_n_train_n_val(&p("70%"), &p("10%"), 1000, 1000).unwrap(),
+        (700, 100)
+    );
     // 33.3% + 66.7% of 10 = 3.33 + 6.67 -> 3 + 6, the lost frame goes to the larger
-    assert_eq!(parse_n_train_n_val(&p("33.3%"), &p("66.7%"), 10, 10).unwrap(), (3, 7));
+    assert_eq!(
+        parse_n_train_n_val(&p("33.3%"), &p("66.7%"), 10, 10).unwrap(),
+        (3, 7)
+    );
     let err = parse_n_train_n_val(&p("5%"), &Count::Frames(1), 10, 10).unwrap_err();
-    assert_eq!(err.to_string(), "invalid option `n_train`: must be at least 1, got 0");
+    assert_eq!(
+        err.to_string(),
+        "invalid option `n_train`: must be at least 1, got 0"
+    );
     let err = parse_n_train_n_val(&p("ten"), &Count::Frames(1), 10, 10).unwrap_err();
     assert!(err.to_string().contains("invalid value `ten`"));
     let c: Count = serde_yaml::from_str("\"80%\"").unwrap();
@@ -93,20 +115,44 @@ fn n_train_n_val_counts_and_percentages() {
 
 #[test]
 fn random_and_sequential_splits() {
-    let o = SplitOptions { n_train: Count::Frames(6), n_val: Count::Frames(3), train_val_split: SplitMode::Random, dataset_seed: 123 };
+    let o = SplitOptions {
+        n_train: Count::Frames(6),
+        n_val: Count::Frames(3),
+        train_val_split: SplitMode::Random,
+        dataset_seed: 123,
+    };
     let (t, v) = split(&o, 10, None).unwrap();
     let perm = randperm(10, 123);
     assert_eq!(t, perm[..6]);
     assert_eq!(v, perm[6..9]);
-    assert_eq!(split(&o, 10, None).unwrap(), (t.clone(), v.clone()), "deterministic");
-    let seq = SplitOptions { train_val_split: SplitMode::Sequential, ..o.clone() };
-    assert_eq!(split(&seq, 10, None).unwrap(), ((0..6).collect(), (6..9).collect()));
-    assert_eq!(split(&seq, 10, Some(5)).unwrap(), ((0..6).collect(), (0..3).collect()));
+    assert_eq!(
+        split(&o, 10, None).unwrap(),
+        (t.clone(), v.clone()),
+        "deterministic"
+    );
+    let seq = SplitOptions {
+        train_val_split: SplitMode::Sequential,
+        ..o.clone()
+    };
+    assert_eq!(
+        split(&seq, 10, None).unwrap(),
+        ((0..6).collect(), (6..9).collect())
+    );
+    assert_eq!(
+        split(&seq, 10, Some(5)).unwrap(),
+        ((0..6).collect(), (0..3).collect())
+    );
     let (t2, v2) = split(&o, 10, Some(4)).unwrap();
     assert_eq!(t2, perm[..6]);
     assert!(v2.iter().all(|&i| i < 4) && v2.len() == 3);
-    let too_many = SplitOptions { n_train: Count::Frames(8), ..o.clone() };
-    assert!(split(&too_many, 10, None).unwrap_err().to_string().contains("too little data for training and validation"));
+    let too_many = SplitOptions {
+        n_train: Count::Frames(8),
+        ..o.clone()
+    };
+    assert!(split(&too_many, 10, None)
+        .unwrap_err()
+        .to_string()
+        .contains("too little data for training and validation"));
 }
 
 #[test]
@@ -117,7 +163,9 @@ fn per_epoch_shuffle_is_seeded_and_cycles() {
     assert_eq!(e1, randperm(10, 43));
     assert_ne!(e0, e1);
     // partial epochs: 4 samples per epoch walk through the permutation, then into the next one
-    let parts: Vec<usize> = (0..3).flat_map(|e| epoch_order(10, 4, e, true, 42)).collect();
+    let parts: Vec<usize> = (0..3)
+        .flat_map(|e| epoch_order(10, 4, e, true, 42))
+        .collect();
     let mut want = randperm(10, 42);
     want.extend(randperm(10, 43)[..2].iter());
     assert_eq!(parts, want);

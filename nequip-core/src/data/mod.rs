@@ -32,10 +32,10 @@ pub mod statistics;
 pub mod type_mapper;
 
 pub use array::{Array, ArrayData, DType};
-pub use atomic_data::{AtomicData, AtomicDataOptions};
-pub use error::{DataError, FrameError};
 pub use ase_dataset::AseOptions;
+pub use atomic_data::{AtomicData, AtomicDataOptions};
 pub use dataset::{AseDataset, InMemoryDataset, NpzDataset};
+pub use error::{DataError, FrameError};
 pub use neighbors::{neighbor_list, NeighborList};
 pub use npz::NpzOptions;
 pub use type_mapper::{TypeMapper, TypeMapperOptions};

@@ -44,7 +44,11 @@ fn dot(a: V3, b: V3) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 fn cross(a: V3, b: V3) -> V3 {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 fn norm(a: V3) -> f64 {
     dot(a, a).sqrt()
@@ -83,7 +87,9 @@ fn complete_basis(cell: &[V3; 3], pbc: [bool; 3]) -> Result<[V3; 3], FrameError>
             let (k1, k2) = (periodic[0], periodic[1]);
             let n = cross(cell[k1], cell[k2]);
             if norm(n) <= DEGENERATE_TOL * norm(cell[k1]) * norm(cell[k2]) {
-                return Err(degenerate(format!("lattice vectors {k1} and {k2} are parallel")));
+                return Err(degenerate(format!(
+                    "lattice vectors {k1} and {k2} are parallel"
+                )));
             }
             let m = 3 - k1 - k2;
             b[k1] = cell[k1];
@@ -94,7 +100,9 @@ fn complete_basis(cell: &[V3; 3], pbc: [bool; 3]) -> Result<[V3; 3], FrameError>
             let k = periodic[0];
             let u = scale(cell[k], 1.0 / norm(cell[k]));
             // the coordinate axis least aligned with u, orthogonalised
-            let e = (0..3).min_by(|&x, &y| u[x].abs().total_cmp(&u[y].abs())).unwrap_or(0);
+            let e = (0..3)
+                .min_by(|&x, &y| u[x].abs().total_cmp(&u[y].abs()))
+                .unwrap_or(0);
             let mut v = [0.0; 3];
             v[e] = 1.0;
             let v = [v[0] - u[0] * u[e], v[1] - u[1] * u[e], v[2] - u[2] * u[e]];
@@ -131,7 +139,11 @@ fn validate(pos: &[V3], cell: &[V3; 3], r_max: f64) -> Result<(), FrameError> {
     let check = |field: &str, vals: &mut dyn Iterator<Item = f64>| {
         for (index, value) in vals.enumerate() {
             if !value.is_finite() {
-                return Err(FrameError::NonFinite { field: field.into(), value, index });
+                return Err(FrameError::NonFinite {
+                    field: field.into(),
+                    value,
+                    index,
+                });
             }
         }
         Ok(())
@@ -167,14 +179,29 @@ impl Grid {
         // bins at least r_max wide; widen them when sparse points would need too many bins
         let mut h = r_max;
         let dims = loop {
-            let dims: [usize; 3] = std::array::from_fn(|d| ((ext[d] / h).floor() as usize).clamp(1, 1 << 20));
+            let dims: [usize; 3] =
+                std::array::from_fn(|d| ((ext[d] / h).floor() as usize).clamp(1, 1 << 20));
             if (dims[0] as f64) * (dims[1] as f64) * (dims[2] as f64) <= 4.0 * n as f64 + 1000.0 {
                 break dims;
             }
             h *= 1.26;
         };
-        let inv_width: V3 = std::array::from_fn(|d| if ext[d] > 0.0 { dims[d] as f64 / ext[d] } else { 0.0 });
-        let mut grid = Grid { origin: lo, inv_width, dims, start: Vec::new(), pos: Vec::new(), atom: Vec::new(), image: Vec::new() };
+        let inv_width: V3 = std::array::from_fn(|d| {
+            if ext[d] > 0.0 {
+                dims[d] as f64 / ext[d]
+            } else {
+                0.0
+            }
+        });
+        let mut grid = Grid {
+            origin: lo,
+            inv_width,
+            dims,
+            start: Vec::new(),
+            pos: Vec::new(),
+            atom: Vec::new(),
+            image: Vec::new(),
+        };
         let bins: Vec<usize> = pos.iter().map(|p| grid.flat(grid.bin_of(*p))).collect();
         let nbins = dims[0] * dims[1] * dims[2];
         let mut start = vec![0usize; nbins + 1];
@@ -231,7 +258,10 @@ pub fn neighbor_list(
     let reach: V3 = std::array::from_fn(|k| r_max * norm(col(k)) + 1e-9);
 
     // guard against absurd image counts (tiny cells) before allocating
-    let images: f64 = (0..3).filter(|&k| pbc[k]).map(|k| 2.0 * reach[k] + 2.0).product();
+    let images: f64 = (0..3)
+        .filter(|&k| pbc[k])
+        .map(|k| 2.0 * reach[k] + 2.0)
+        .product();
     if images * pos.len() as f64 > MAX_POINTS {
         return Err(FrameError::Field {
             field: "cell".into(),
@@ -251,7 +281,13 @@ pub fn neighbor_list(
             if pbc[k] {
                 let fl = f[k].floor();
                 if fl.abs() > 1e9 {
-                    return Err(FrameError::Field { field: "pos".into(), msg: format!("atom {} is more than 1e9 cell lengths away from the cell", wrapped.len()) });
+                    return Err(FrameError::Field {
+                        field: "pos".into(),
+                        msg: format!(
+                            "atom {} is more than 1e9 cell lengths away from the cell",
+                            wrapped.len()
+                        ),
+                    });
                 }
                 o[k] = fl as i32;
                 f[k] -= fl;
@@ -273,7 +309,10 @@ pub fn neighbor_list(
                 return (0, 0);
             }
             let f = frac_w[j][k];
-            ((-reach[k] - f).ceil() as i32, (1.0 + reach[k] - f).floor() as i32)
+            (
+                (-reach[k] - f).ceil() as i32,
+                (1.0 + reach[k] - f).floor() as i32,
+            )
         };
         let (r0, r1, r2) = (range(0), range(1), range(2));
         for t0 in r0.0..=r0.1 {
@@ -312,7 +351,8 @@ pub fn neighbor_list(
                         }
                         let j = grid.atom[p] as usize;
                         let t = grid.image[p];
-                        let s: [i32; 3] = std::array::from_fn(|k| t[k] - offset[j][k] + offset[i][k]);
+                        let s: [i32; 3] =
+                            std::array::from_fn(|k| t[k] - offset[j][k] + offset[i][k]);
                         if j == i && s == [0, 0, 0] && !self_interaction {
                             continue;
                         }
