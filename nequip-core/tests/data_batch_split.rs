@@ -3,7 +3,7 @@
 
 use nequip_core::data::batch::collate;
 use nequip_core::data::split::{
-    epoch_order, parse_n_train_n_val, randperm, split, Count, SplitMode, SplitOptions,
+    epoch_order, parse_n_train_n_val, randperm, split, Count, Loader, SplitMode, SplitOptions,
 };
 use nequip_core::data::{AtomicData, NpzDataset, NpzOptions, TypeMapper};
 use std::path::Path;
@@ -116,10 +116,8 @@ fn n_train_n_val_counts_and_percentages() {
 #[test]
 fn random_and_sequential_splits() {
     let o = SplitOptions {
-        n_train: Count::Frames(6),
-        n_val: Count::Frames(3),
-        train_val_split: SplitMode::Random,
         dataset_seed: 123,
+        ..SplitOptions::new(Count::Frames(6), Count::Frames(3))
     };
     let (t, v) = split(&o, 10, None).unwrap();
     let perm = randperm(10, 123);
@@ -170,4 +168,39 @@ fn per_epoch_shuffle_is_seeded_and_cycles() {
     want.extend(randperm(10, 43)[..2].iter());
     assert_eq!(parts, want);
     assert_eq!(epoch_order(5, 5, 3, false, 42), vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn loader_batches_follow_nequip() {
+    let o: SplitOptions = serde_yaml::from_str(
+        "n_train: 8\nn_val: \"20%\"\ndataset_seed: 7\nbatch_size: 3\nvalidation_batch_size: 4\n",
+    )
+    .unwrap();
+    assert!(o.shuffle && o.train_val_split == SplitMode::Random);
+    let l = Loader::new(&o, 12, None).unwrap();
+    assert_eq!((l.train_idcs.len(), l.val_idcs.len()), (8, 2));
+    let b0 = l.train_batches(0);
+    assert_eq!(
+        b0.iter().map(|b| b.len()).collect::<Vec<_>>(),
+        vec![3, 3, 2]
+    );
+    let flat: Vec<usize> = b0.concat();
+    let want: Vec<usize> = randperm(8, 7).iter().map(|&k| l.train_idcs[k]).collect();
+    assert_eq!(flat, want);
+    assert_ne!(l.train_batches(1).concat(), flat);
+    assert_eq!(l.val_batches(), vec![l.val_idcs.clone()]);
+    let bad = SplitOptions {
+        n_train_per_epoch: Some(4),
+        ..o.clone()
+    };
+    assert!(Loader::new(&bad, 12, None)
+        .unwrap_err()
+        .to_string()
+        .starts_with("invalid option `n_train_per_epoch`"));
+    let partial = SplitOptions {
+        n_train_per_epoch: Some(6),
+        ..o
+    };
+    let l = Loader::new(&partial, 12, None).unwrap();
+    assert_eq!(l.train_batches(0).concat().len(), 6);
 }

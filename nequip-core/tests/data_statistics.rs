@@ -220,3 +220,74 @@ fn statistics_errors_name_the_problem() {
     assert_eq!(c[0][0].to_f64_vec(), vec![0.0, 1.0]);
     assert_eq!(c[0][1].as_i64().unwrap(), &[16, 14]);
 }
+
+#[test]
+fn statistic_names_like_nequip_rescale_options() {
+    let fx = &fixture()["toluene_xtb_all"];
+    let ds = load("toluene_xtb", &["H", "C"], false);
+    let s = |n: &str| ds.dataset_statistic(n, None, 1, None).unwrap();
+    close(s("dataset_forces_rms")[0], &fx["forces_rms"], "forces_rms");
+    close(
+        s("dataset_total_energy_std")[0],
+        &fx["total_energy_mean_std"][1][0],
+        "energy std",
+    );
+    close(
+        s("dataset_per_atom_total_energy_mean")[0],
+        &fx["per_atom_total_energy_mean_std"][0][0],
+        "per-atom mean",
+    );
+    close_all(
+        &s("dataset_per_species_total_energy_mean"),
+        &fx["per_species_total_energy_mean_std"][0],
+        "per-species mean",
+    );
+    close_all(
+        &s("dataset_per_species_forces_rms"),
+        &fx["per_species_forces_rms"],
+        "per-species forces rms",
+    );
+    let err = ds
+        .dataset_statistic("forces_rms", None, 1, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a statistic name"), "{err}");
+}
+
+#[test]
+fn load_dataset_by_nequip_class_name() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/toluene_xtb.extxyz");
+    let tm = TypeMapper::from_chemical_symbols(&["H", "C"]).unwrap();
+    let opts: serde_yaml::Value = serde_yaml::from_str(&format!(
+        "file_name: {}\nAtomicData_options: {{r_max: 4.0}}\ninclude_frames: [0, 1]",
+        file.display()
+    ))
+    .unwrap();
+    let ds = nequip_core::data::load_dataset("ASEDataset", opts.clone(), &tm, None).unwrap();
+    assert_eq!(ds.len(), 2);
+    let err = nequip_core::data::load_dataset("hdf5", opts.clone(), &tm, None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "invalid option `dataset`: unknown dataset `hdf5`; known: ase, npz"
+    );
+    // an extxyz file given to the npz dataset
+    let err = nequip_core::data::load_dataset("npz", opts, &tm, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("toluene_xtb.extxyz: not a valid npz (zip) archive"),
+        "{err}"
+    );
+    let bad: serde_yaml::Value =
+        serde_yaml::from_str("file_name: x.npz\nAtomicData_options: {r_max: 4.0}\nkey_mappin: {}")
+            .unwrap();
+    let err = nequip_core::data::load_dataset("NPZ", bad, &tm, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("invalid option `NPZ`: unknown field `key_mappin`"),
+        "{err}"
+    );
+}

@@ -264,17 +264,18 @@ pub(crate) fn npz_fields(o: &NpzOptions) -> Result<(BTreeMap<String, Array>, usi
     let mut fields = BTreeMap::new();
     for (name, (src, v)) in mapped {
         if o.npz_fixed_field_keys.contains(&name) {
-            let ok =
-                match field_kind(&name) {
-                    Some(FieldKind::Node) => v.shape.first() == Some(&n_atoms),
-                    Some(FieldKind::Graph) => true,
-                    _ => return Err(DataError::option(
+            let ok = match field_kind(&name) {
+                Some(FieldKind::Node) => v.shape.first() == Some(&n_atoms),
+                Some(FieldKind::Graph) => true,
+                _ => {
+                    return Err(DataError::option(
                         "npz_fixed_field_keys",
                         format!(
                             "contains `{name}`, but it isn't registered as a node or graph field"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             if !ok {
                 return Err(DataError::Shape {
                     file,

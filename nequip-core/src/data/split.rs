@@ -146,10 +146,106 @@ pub struct SplitOptions {
     /// `random` (default) or `sequential`.
     #[serde(default)]
     pub train_val_split: SplitMode,
-    /// Seed of the split and of the per-epoch shuffles. nequip's default is the global `seed`;
-    /// here 0 if not given.
+    /// Seed of the split and of the per-epoch shuffles. nequip's default is the global `seed`
+    /// (the caller resolves that); 0 if absent here.
     #[serde(default)]
     pub dataset_seed: u64,
+    /// Frames per training batch (nequip default 5).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Frames per validation batch (nequip default 5).
+    #[serde(default = "default_batch_size")]
+    pub validation_batch_size: usize,
+    /// Reshuffle the training frames on every pass through them (default true).
+    #[serde(default = "default_true")]
+    pub shuffle: bool,
+    /// Training frames per epoch (default: all); must be a multiple of `batch_size`.
+    #[serde(default)]
+    pub n_train_per_epoch: Option<usize>,
+}
+
+fn default_batch_size() -> usize {
+    5
+}
+fn default_true() -> bool {
+    true
+}
+
+impl SplitOptions {
+    /// Counts and nequip's defaults otherwise.
+    pub fn new(n_train: Count, n_val: Count) -> Self {
+        SplitOptions {
+            n_train,
+            n_val,
+            train_val_split: SplitMode::Random,
+            dataset_seed: 0,
+            batch_size: 5,
+            validation_batch_size: 5,
+            shuffle: true,
+            n_train_per_epoch: None,
+        }
+    }
+}
+
+/// The training and validation index sets and their batches per epoch (nequip's trainer data
+/// loaders). Indices refer to the training dataset and to the validation dataset (the same one
+/// unless a separate `validation_dataset` is used).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loader {
+    pub train_idcs: Vec<usize>,
+    pub val_idcs: Vec<usize>,
+    pub options: SplitOptions,
+}
+
+impl Loader {
+    /// Splits (see [`split`]) and checks the batch options.
+    pub fn new(
+        options: &SplitOptions,
+        train_size: usize,
+        val_size: Option<usize>,
+    ) -> Result<Self, DataError> {
+        if options.batch_size == 0 || options.validation_batch_size == 0 {
+            return Err(DataError::option("batch_size", "must be at least 1"));
+        }
+        let (train_idcs, val_idcs) = split(options, train_size, val_size)?;
+        if let Some(n) = options.n_train_per_epoch {
+            if n == 0 || n > train_idcs.len() || n % options.batch_size != 0 {
+                return Err(DataError::option(
+                    "n_train_per_epoch",
+                    format!(
+                        "must be a multiple of batch_size {} between 1 and n_train {}, got {n}",
+                        options.batch_size,
+                        train_idcs.len()
+                    ),
+                ));
+            }
+        }
+        Ok(Loader {
+            train_idcs,
+            val_idcs,
+            options: options.clone(),
+        })
+    }
+
+    /// Training batches of `epoch` (0-based), as training-dataset indices.
+    pub fn train_batches(&self, epoch: usize) -> Vec<Vec<usize>> {
+        let n = self.train_idcs.len();
+        let per_epoch = self.options.n_train_per_epoch.unwrap_or(n);
+        let order = epoch_order(
+            n,
+            per_epoch,
+            epoch,
+            self.options.shuffle,
+            self.options.dataset_seed,
+        );
+        let idx: Vec<usize> = order.iter().map(|&k| self.train_idcs[k]).collect();
+        batches(&idx, self.options.batch_size)
+    }
+
+    /// Validation batches (never shuffled).
+    pub fn val_batches(&self) -> Vec<Vec<usize>> {
+        batches(&self.val_idcs, self.options.validation_batch_size)
+    }
 }
 
 /// Training and validation frame indices (nequip's `set_dataset`). With `val_size`, the

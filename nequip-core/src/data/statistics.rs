@@ -470,3 +470,44 @@ impl InMemoryDataset {
         )
     }
 }
+
+impl InMemoryDataset {
+    /// The value of a statistic named as in nequip's rescale options, e.g. `dataset_forces_rms`,
+    /// `dataset_total_energy_std`, `dataset_per_atom_total_energy_mean`,
+    /// `dataset_per_species_total_energy_mean` (ridge), `dataset_per_species_forces_rms`; flat.
+    pub fn dataset_statistic(
+        &self,
+        name: &str,
+        indices: Option<&[usize]>,
+        stride: usize,
+        alpha: Option<f64>,
+    ) -> Result<Vec<f64>, DataError> {
+        let bad = || {
+            DataError::option("statistics", format!("`{name}` is not a statistic name like dataset_[per_species_|per_atom_]<field>_<mean|std|rms|absmax>"))
+        };
+        let rest = name.strip_prefix("dataset_").ok_or_else(bad)?;
+        let (rest, stat, part) = [
+            ("_mean", "mean_std", 0),
+            ("_std", "mean_std", 1),
+            ("_rms", "rms", 0),
+            ("_absmax", "absmax", 0),
+        ]
+        .iter()
+        .find_map(|(suffix, mode, part)| rest.strip_suffix(suffix).map(|r| (r, *mode, *part)))
+        .ok_or_else(bad)?;
+        let (prefix, field) = ["per_species_", "per_atom_"]
+            .iter()
+            .find_map(|p| rest.strip_prefix(p).map(|f| (*p, f)))
+            .unwrap_or(("", rest));
+        if field.is_empty() {
+            return Err(bad());
+        }
+        let mode = format!("{prefix}{stat}");
+        let res = self.statistics(&[field], &[&mode], indices, stride, alpha)?;
+        res.into_iter()
+            .next()
+            .and_then(|r| r.into_iter().nth(part))
+            .map(|a| a.to_f64_vec())
+            .ok_or_else(bad)
+    }
+}
