@@ -23,6 +23,7 @@ pub mod dataset;
 pub mod error;
 pub mod extxyz;
 pub mod fields;
+pub mod from_config;
 pub mod info;
 pub mod keys;
 pub mod neighbors;
