@@ -374,3 +374,34 @@ fn dataset_sections_of_a_flat_config() {
         "invalid option `dataset`: unknown dataset `hdf5`; known: ase, npz"
     );
 }
+
+#[test]
+fn cache_is_rebuilt_when_the_raw_file_changes() {
+    let root = tmp("rawchange");
+    let file = root.join("t.extxyz");
+    let frame = |e: f64| format!("2\nenergy={e} pbc=\"F F F\"\nH 0 0 0\nH 0 0 0.9\n");
+    std::fs::write(&file, frame(-1.0)).unwrap();
+    let o: AseOptions = serde_yaml::from_str(&format!(
+        "file_name: {}\nAtomicData_options: {{r_max: 2.0}}\n",
+        file.display()
+    ))
+    .unwrap();
+    let tm = TypeMapper::from_chemical_symbols(&["H"]).unwrap();
+    let e = |ds: &InMemoryDataset| {
+        ds.get(0)
+            .unwrap()
+            .get("total_energy")
+            .unwrap()
+            .as_f64()
+            .unwrap()[0]
+    };
+    assert_eq!(e(&AseDataset::load(&o, &tm, Some(&root)).unwrap()), -1.0);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&file, frame(-2.0)).unwrap();
+    assert_eq!(
+        e(&AseDataset::load(&o, &tm, Some(&root)).unwrap()),
+        -2.0,
+        "stale cache used"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
