@@ -204,3 +204,43 @@ fn loader_batches_follow_nequip() {
     let l = Loader::new(&partial, 12, None).unwrap();
     assert_eq!(l.train_batches(0).concat().len(), 6);
 }
+
+#[test]
+fn tensor_edge_vectors_match_and_carry_gradients() {
+    use nequip_core::data::dict::{with_batch, with_edge_vectors};
+    let ds = cu(&[0, 5]);
+    let frames: Vec<&AtomicData> = ds.frames().iter().collect();
+    let b = collate(&frames).unwrap();
+    let want = b.edge_vectors();
+    let mut d = b.to_dict();
+    let pos = d["pos"].set_requires_grad(true);
+    d.insert("pos".into(), pos.shallow_clone());
+    with_edge_vectors(&mut d, true).unwrap();
+    let got: Vec<f64> = Vec::try_from(&d["edge_vectors"].detach().reshape([-1])).unwrap();
+    let flat: Vec<f64> = want.iter().flatten().copied().collect();
+    assert_eq!(got.len(), flat.len());
+    assert!(got.iter().zip(&flat).all(|(a, b)| (a - b).abs() < 1e-12));
+    let lengths = &d["edge_lengths"];
+    assert!(f64::try_from(lengths.max()).unwrap() < 4.0);
+    // d(Σ lengths)/d pos: every edge pulls both ends, so the gradient sums to zero per frame
+    lengths.sum(tch::Kind::Double).backward();
+    let g = pos.grad();
+    let s: Vec<f64> = Vec::try_from(&g.narrow(0, 0, 32).sum_dim_intlist(
+        [0i64].as_slice(),
+        false,
+        tch::Kind::Double,
+    ))
+    .unwrap();
+    assert!(s.iter().all(|x| x.abs() < 1e-9), "{s:?}");
+    assert!(f64::try_from(g.abs().sum(tch::Kind::Double)).unwrap() > 1.0);
+    // unbatched frame: single cell path, and with_batch
+    let mut one = ds.get(0).unwrap().to_dict();
+    with_batch(&mut one).unwrap();
+    assert_eq!(Vec::<i64>::try_from(&one["ptr"]).unwrap(), vec![0, 32]);
+    with_edge_vectors(&mut one, false).unwrap();
+    assert!(!one.contains_key("edge_lengths"));
+    let n0 = frames[0].num_edges() as i64;
+    let first: Vec<f64> = Vec::try_from(&one["edge_vectors"].reshape([-1])).unwrap();
+    assert_eq!(first.len() as i64, 3 * n0);
+    assert!(first.iter().zip(&flat).all(|(a, b)| (a - b).abs() < 1e-12));
+}

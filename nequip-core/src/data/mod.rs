@@ -22,6 +22,7 @@
 //! | `avg_num_neighbors: auto` | [`statistics::avg_num_neighbors`] over [`InMemoryDataset::select`]`(train_idcs, dataset_statistics_stride)` |
 //! | `Trainer.set_dataset`, `PartialSampler`, `DataLoader` | [`split::Loader`] (`n_train`, `n_val`, `train_val_split`, `dataset_seed`, `batch_size`, ...) |
 //! | `Batch.from_data_list` | [`batch::collate`], then [`AtomicData::to_dict`] for the model |
+//! | `AtomicDataDict.with_edge_vectors` / `with_batch` | [`dict::with_edge_vectors`], [`dict::with_batch`] (tensors, autograd) |
 //! | `register_fields` | [`fields::register_fields`] |
 //! | `nequip data info` | [`info::data_info`] → [`info::DataInfo`] (`Serialize` for `--json`, `Display` for text) |
 //!
@@ -40,6 +41,7 @@ pub mod atomic_data;
 pub mod batch;
 pub mod cache;
 pub mod dataset;
+pub mod dict;
 pub mod error;
 pub mod extxyz;
 pub mod fields;
