@@ -405,3 +405,19 @@ fn cache_is_rebuilt_when_the_raw_file_changes() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn progress_is_reported_while_processing() {
+    let calls = std::cell::RefCell::new(Vec::new());
+    let cb = |done: usize, total: usize| calls.borrow_mut().push((done, total));
+    let mut o = ase_opts("toluene_xtb.extxyz", 4.0);
+    o.include_frames = Some(vec![3, 4, 5]);
+    let tm = TypeMapper::from_chemical_symbols(&["H", "C"]).unwrap();
+    AseDataset::load_with_progress(&o, &tm, None, Some(&cb)).unwrap();
+    assert_eq!(*calls.borrow(), vec![(0, 3), (1, 3), (2, 3), (3, 3)]);
+    calls.borrow_mut().clear();
+    let mut n = npz_opts("toluene_xtb.npz", 4.0, false);
+    n.include_frames = Some(vec![0, 1]);
+    NpzDataset::load_with_progress(&n, &tm, None, Some(&cb)).unwrap();
+    assert_eq!(calls.borrow().last(), Some(&(2, 2)));
+}

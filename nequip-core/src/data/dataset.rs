@@ -141,15 +141,23 @@ fn check_species(p: &Processed, type_mapper: &TypeMapper, file: &str) -> Result<
     Ok(())
 }
 
+/// Called as `progress(frames_done, frames_total)` while frames are processed (not when they
+/// come from the cache), e.g. to drive a progress bar.
+pub type Progress<'a> = Option<&'a dyn Fn(usize, usize)>;
+
 /// Per-frame rows of a fields dict to frames (nequip's `process` for dict data).
 pub(crate) fn frames_from_fields(
     fields: &BTreeMap<String, Array>,
     ids: &[usize],
     options: &AtomicDataOptions,
     file: &str,
+    progress: Progress<'_>,
 ) -> Result<Processed, DataError> {
     let mut frames = Vec::with_capacity(ids.len());
-    for &id in ids {
+    for (done, &id) in ids.iter().enumerate() {
+        if let Some(p) = progress {
+            p(done, ids.len());
+        }
         let mut row: BTreeMap<String, Array> = fields
             .iter()
             .map(|(k, v)| (k.clone(), v.index0(id)))
@@ -198,6 +206,9 @@ pub(crate) fn frames_from_fields(
         };
         frames.push(frame.in_frame(file, id)?);
     }
+    if let Some(p) = progress {
+        p(ids.len(), ids.len());
+    }
     Ok(Processed {
         frames,
         frame_ids: ids.to_vec(),
@@ -214,6 +225,16 @@ impl NpzDataset {
         type_mapper: &TypeMapper,
         root: Option<&Path>,
     ) -> Result<InMemoryDataset, DataError> {
+        Self::load_with_progress(o, type_mapper, root, None)
+    }
+
+    /// [`NpzDataset::load`] reporting progress.
+    pub fn load_with_progress(
+        o: &NpzOptions,
+        type_mapper: &TypeMapper,
+        root: Option<&Path>,
+        progress: Progress<'_>,
+    ) -> Result<InMemoryDataset, DataError> {
         check_r_max(&o.atomic_data_options)?;
         let file = o.file_name.display().to_string();
         let p = cached(
@@ -224,7 +245,7 @@ impl NpzDataset {
             || {
                 let (fields, n) = npz_fields(o)?;
                 let ids = frame_selection(&o.include_frames, n, &file)?;
-                frames_from_fields(&fields, &ids, &o.atomic_data_options, &file)
+                frames_from_fields(&fields, &ids, &o.atomic_data_options, &file, progress)
             },
             |p| check_species(p, type_mapper, &file),
         )?;
@@ -241,6 +262,16 @@ impl AseDataset {
         o: &AseOptions,
         type_mapper: &TypeMapper,
         root: Option<&Path>,
+    ) -> Result<InMemoryDataset, DataError> {
+        Self::load_with_progress(o, type_mapper, root, None)
+    }
+
+    /// [`AseDataset::load`] reporting progress.
+    pub fn load_with_progress(
+        o: &AseOptions,
+        type_mapper: &TypeMapper,
+        root: Option<&Path>,
+        progress: Progress<'_>,
     ) -> Result<InMemoryDataset, DataError> {
         check_r_max(&o.atomic_data_options)?;
         if let Some(fmt) = o.ase_args.as_ref().and_then(|a| a.get("format")) {
@@ -262,13 +293,19 @@ impl AseDataset {
                 let ids = frame_selection(&o.include_frames, xyz.len(), &file)?;
                 let km = o.key_mapping.clone().unwrap_or_default();
                 let inc = o.include_keys.clone().unwrap_or_default();
-                let frames = ids
-                    .iter()
-                    .map(|&id| {
+                let mut frames = Vec::with_capacity(ids.len());
+                for (done, &id) in ids.iter().enumerate() {
+                    if let Some(p) = progress {
+                        p(done, ids.len());
+                    }
+                    frames.push(
                         frame_from_xyz(&xyz[id], &km, &inc, &o.atomic_data_options)
-                            .in_frame(&file, id)
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                            .in_frame(&file, id)?,
+                    );
+                }
+                if let Some(p) = progress {
+                    p(ids.len(), ids.len());
+                }
                 Ok(Processed {
                     frames,
                     frame_ids: ids,

@@ -57,7 +57,7 @@ pub mod type_mapper;
 pub use array::{Array, ArrayData, DType};
 pub use ase_dataset::AseOptions;
 pub use atomic_data::{AtomicData, AtomicDataOptions};
-pub use dataset::{load_dataset, AseDataset, InMemoryDataset, NpzDataset};
+pub use dataset::{load_dataset, AseDataset, InMemoryDataset, NpzDataset, Progress};
 pub use error::{DataError, FrameError};
 pub use neighbors::{neighbor_list, NeighborList};
 pub use npz::NpzOptions;
