@@ -160,6 +160,9 @@ impl Array {
 
     /// Row `i` of the leading dimension, without that dimension.
     pub fn index0(&self, i: usize) -> Array {
+        if self.shape.is_empty() {
+            return self.clone();
+        }
         let mut a = self.slice_rows(i, i + 1);
         a.shape.remove(0);
         a
@@ -172,7 +175,7 @@ impl Array {
         let tail: Vec<usize> = if new_axis {
             first.shape.clone()
         } else {
-            first.shape[1..].to_vec()
+            first.shape.get(1..)?.to_vec()
         };
         let mut n0 = 0;
         for p in parts {

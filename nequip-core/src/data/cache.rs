@@ -153,7 +153,11 @@ pub fn decode(bytes: &[u8], stamp: (u64, u128)) -> Result<Processed, String> {
             let tag = r.take(1)?[0];
             let nd = r.len()?;
             let shape = (0..nd).map(|_| r.len()).collect::<Result<Vec<_>, _>>()?;
-            let numel: usize = shape.iter().product();
+            let numel = shape
+                .iter()
+                .try_fold(1usize, |a, &b| a.checked_mul(b))
+                .filter(|&n| n <= body.len())
+                .ok_or("implausible shape")?;
             let a = match tag {
                 0 => Array::f64(
                     shape,

@@ -69,11 +69,11 @@ pub fn data_info(ds: &InMemoryDataset, indices: Option<&[usize]>) -> Result<Data
         .iter()
         .map(|f| {
             let mut c = vec![0.0; names.len()];
-            f.get(ATOM_TYPE_KEY)
-                .and_then(|a| a.as_i64())
-                .unwrap_or(&[])
-                .iter()
-                .for_each(|&t| c[t as usize] += 1.0);
+            for &t in f.get(ATOM_TYPE_KEY).and_then(|a| a.as_i64()).unwrap_or(&[]) {
+                if let Some(x) = usize::try_from(t).ok().and_then(|t| c.get_mut(t)) {
+                    *x += 1.0;
+                }
+            }
             c
         })
         .collect();

@@ -105,6 +105,12 @@ fn gather(frames: &[&AtomicData], field: &str, file: &str) -> Result<(Rows, Fiel
                 format!("`{field}` has a different shape in different frames"),
             ));
         }
+        if w == 0 {
+            return Err(DataError::option(
+                "statistics",
+                format!("`{field}` is empty in frame {f}"),
+            ));
+        }
         rows.width = w;
         rows.data.extend(a.to_f64_vec());
         rows.owner.extend(std::iter::repeat_n(f, n));
@@ -144,25 +150,41 @@ fn basic(mode: &str, r: &Rows, unbiased: bool) -> Result<Vec<Array>, DataError> 
 }
 
 /// Per-frame type counts `[n_frames, max_type + 1]` (nequip's `bincount(atom_types, batch)`).
-fn type_counts(frames: &[&AtomicData]) -> Vec<Vec<f64>> {
-    let types: Vec<&[i64]> = frames
-        .iter()
-        .map(|f| f.get(ATOM_TYPE_KEY).and_then(|a| a.as_i64()).unwrap_or(&[]))
-        .collect();
-    let nt = types
-        .iter()
-        .flat_map(|t| t.iter())
-        .copied()
-        .max()
-        .map_or(0, |m| m as usize + 1);
-    types
+fn type_counts(frames: &[&AtomicData]) -> Result<Vec<Vec<f64>>, DataError> {
+    let (types, nt) = frame_types(frames)?;
+    Ok(types
         .iter()
         .map(|t| {
             let mut c = vec![0.0; nt];
             t.iter().for_each(|&x| c[x as usize] += 1.0);
             c
         })
-        .collect()
+        .collect())
+}
+
+/// Atom types of each frame, checked to lie in `0..2^20`; and `max + 1`.
+fn frame_types<'a>(frames: &[&'a AtomicData]) -> Result<(Vec<&'a [i64]>, usize), DataError> {
+    let types: Vec<&[i64]> = frames
+        .iter()
+        .map(|f| f.get(ATOM_TYPE_KEY).and_then(|a| a.as_i64()).unwrap_or(&[]))
+        .collect();
+    if let Some(bad) = types
+        .iter()
+        .flat_map(|t| t.iter())
+        .find(|&&t| !(0..1 << 20).contains(&t))
+    {
+        return Err(DataError::option(
+            "statistics",
+            format!("invalid atom type {bad}"),
+        ));
+    }
+    let nt = types
+        .iter()
+        .flat_map(|t| t.iter())
+        .copied()
+        .max()
+        .map_or(0, |m| m as usize + 1);
+    Ok((types, nt))
 }
 
 /// Computes `modes[i]` of `fields[i]` over `frames` (nequip's `statistics`); `alpha` is the ridge
@@ -237,7 +259,7 @@ fn per_species(
     };
     match (kind, mode) {
         (FieldKind::Graph, "mean_std") => {
-            let x = type_counts(frames);
+            let x = type_counts(frames)?;
             let y: Vec<f64> = (0..r.n()).map(|i| r.data[i * r.width]).collect();
             let (m, s) = ridge_solver(&x, &y, alpha)?;
             Ok(vec![
@@ -246,16 +268,14 @@ fn per_species(
             ])
         }
         (FieldKind::Node, "mean_std" | "rms") => {
-            let types: Vec<i64> = frames
-                .iter()
-                .flat_map(|f| {
-                    f.get(ATOM_TYPE_KEY)
-                        .and_then(|a| a.as_i64())
-                        .unwrap_or(&[])
-                        .to_vec()
-                })
-                .collect();
-            let nt = types.iter().copied().max().map_or(0, |m| m as usize + 1);
+            let (per_frame, nt) = frame_types(frames)?;
+            let types: Vec<i64> = per_frame.concat();
+            if types.len() != r.n() {
+                return Err(DataError::option(
+                    "statistics",
+                    "atom_types and the field have different numbers of atoms",
+                ));
+            }
             let w = r.width;
             let mut by_type: Vec<Vec<usize>> = vec![Vec::new(); nt];
             for (i, &t) in types.iter().enumerate().take(r.n()) {
@@ -337,6 +357,12 @@ pub fn ridge_solver(
     alpha: f64,
 ) -> Result<(Vec<f64>, Vec<f64>), DataError> {
     let nt = x.first().map_or(0, |r| r.len());
+    if x.iter().any(|r| r.len() != nt) || x.len() != y.len() {
+        return Err(DataError::option(
+            "per_species_rescale",
+            "species-count rows of different lengths, or not one energy per row",
+        ));
+    }
     if x.is_empty() || nt == 0 {
         return Err(DataError::option(
             "per_species_rescale",
