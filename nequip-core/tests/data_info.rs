@@ -148,3 +148,64 @@ fn cu_info() {
     assert_eq!(info.cell.pbc["TTT"], 3);
     assert!(info.cell.volume_min.unwrap() > 360.0 && info.cell.volume_max.unwrap() < 390.0);
 }
+
+#[test]
+fn mixed_compositions_varying_sizes_and_frames_without_edges() {
+    use nequip_core::data::statistics::ridge_solver;
+    let dir = std::env::temp_dir().join(format!("nequip-rs-info-mixed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mixed.extxyz");
+    // frames of nH hydrogens and nO oxygens on a line 0.9 Å apart; energy = -1 nH - 5 nO + small
+    let comps = [(2usize, 1usize), (1, 1), (3, 2), (2, 1), (4, 1), (0, 2)];
+    let mut text = String::new();
+    for (k, &(h, o)) in comps.iter().enumerate() {
+        let e = -1.0 * h as f64 - 5.0 * o as f64 + 0.01 * k as f64;
+        text += &format!("{}\nenergy={e} pbc=\"F F F\"\n", h + o);
+        for a in 0..h + o {
+            let x = if k == 5 {
+                10.0 * a as f64
+            } else {
+                0.9 * a as f64
+            };
+            text += &format!("{} {x} 0 0\n", if a < h { "H" } else { "O" });
+        }
+    }
+    // one frame whose atoms are far apart: allowed here, listed by data info
+    text += "2\nenergy=-2.0\nH 0 0 0\nH 20 0 0\n";
+    std::fs::write(&file, text).unwrap();
+    let o: AseOptions = serde_yaml::from_str(&format!(
+        "file_name: {}\nAtomicData_options: {{r_max: 1.5, error_on_no_edges: false}}\n",
+        file.display()
+    ))
+    .unwrap();
+    let tm = TypeMapper::from_chemical_symbols(&["O", "H"]).unwrap();
+    let ds = AseDataset::load(&o, &tm, None).unwrap();
+    let info = data_info(&ds, None).unwrap();
+    assert_eq!(info.n_frames, 7);
+    assert_eq!(info.n_atoms, NAtoms::PerFrame(vec![3, 2, 5, 3, 5, 2, 2]));
+    assert_eq!(info.species_counts, "total");
+    assert_eq!(
+        info.species,
+        [("H".to_string(), 14), ("O".to_string(), 8)]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(info.frames_without_edges, vec![5, 6]);
+    assert!(info.forces_rms.is_none());
+    // per-species energies: the solver on the species-count matrix (types H=0, O=1)
+    let mut x: Vec<Vec<f64>> = comps
+        .iter()
+        .map(|&(h, o)| vec![h as f64, o as f64])
+        .collect();
+    x.push(vec![2.0, 0.0]);
+    let y: Vec<f64> = ds
+        .frames()
+        .iter()
+        .map(|f| f.get("total_energy").unwrap().as_f64().unwrap()[0])
+        .collect();
+    let (mu, _) = ridge_solver(&x, &y, 0.001).unwrap();
+    let pse = info.per_species_energy.unwrap();
+    assert_eq!((pse["H"], pse["O"]), (mu[0], mu[1]));
+    assert!(mu[1] < mu[0], "{mu:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
