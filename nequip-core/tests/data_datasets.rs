@@ -421,3 +421,24 @@ fn progress_is_reported_while_processing() {
     NpzDataset::load_with_progress(&n, &tm, None, Some(&cb)).unwrap();
     assert_eq!(calls.borrow().last(), Some(&(2, 2)));
 }
+
+#[test]
+fn npz_options_guessed_from_common_key_names() {
+    use nequip_core::data::npz::guess_npz_options;
+    let tm = TypeMapper::from_chemical_symbols(&["Cu"]).unwrap();
+    let mut g = guess_npz_options(&data("cu_emt.npz"), 4.0).unwrap();
+    assert_eq!(g.key_mapping["R"], "pos");
+    assert_eq!(g.key_mapping["stress"], "stress");
+    assert_eq!(g.npz_fixed_field_keys, vec!["atomic_numbers"]);
+    g.include_frames = Some(vec![0, 7]);
+    let mut explicit = npz_opts("cu_emt.npz", 4.0, true);
+    explicit.include_keys.push("virial".into());
+    explicit.include_frames = Some(vec![0, 7]);
+    let a = NpzDataset::load(&g, &tm, None).unwrap();
+    let b = NpzDataset::load(&explicit, &tm, None).unwrap();
+    assert_eq!(a.frames(), b.frames());
+    let err = guess_npz_options(&data("toluene_xtb.extxyz"), 4.0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a valid npz"), "{err}");
+}

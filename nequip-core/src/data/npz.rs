@@ -303,3 +303,69 @@ pub(crate) fn npz_fields(o: &NpzOptions) -> Result<(BTreeMap<String, Array>, usi
     }
     Ok((fields, n_frames))
 }
+
+/// Common npz key names and the field each means (sGDML's `R`, `z`, `E`, `F`; ASE-style names).
+const GUESSES: &[(&str, &str)] = &[
+    ("R", POSITIONS_KEY),
+    ("pos", POSITIONS_KEY),
+    ("positions", POSITIONS_KEY),
+    ("coords", POSITIONS_KEY),
+    ("z", ATOMIC_NUMBERS_KEY),
+    ("Z", ATOMIC_NUMBERS_KEY),
+    ("atomic_numbers", ATOMIC_NUMBERS_KEY),
+    ("numbers", ATOMIC_NUMBERS_KEY),
+    ("E", TOTAL_ENERGY_KEY),
+    ("energy", TOTAL_ENERGY_KEY),
+    ("energies", TOTAL_ENERGY_KEY),
+    ("total_energy", TOTAL_ENERGY_KEY),
+    ("F", FORCE_KEY),
+    ("force", FORCE_KEY),
+    ("forces", FORCE_KEY),
+    ("cell", CELL_KEY),
+    ("lattice", CELL_KEY),
+    ("pbc", PBC_KEY),
+    ("stress", STRESS_KEY),
+    ("virial", VIRIAL_KEY),
+];
+
+/// Options for an npz file with common key names (for `nequip data info FILE --r-max R`):
+/// each recognised key is mapped to its field (first match per field), per-frame or fixed
+/// according to its shape (`z` `[N]`, `cell` `[3, 3]` and `pbc` `[3]` are fixed fields).
+pub fn guess_npz_options(file: &Path, r_max: f64) -> Result<NpzOptions, DataError> {
+    let name = file.display().to_string();
+    let raw = read_npz(file, None)?;
+    let mut key_mapping = BTreeMap::new();
+    let mut fixed = Vec::new();
+    let mut taken = BTreeSet::new();
+    for (key, field) in GUESSES {
+        let Some(a) = raw.get(*key) else { continue };
+        if !taken.insert(*field) {
+            continue;
+        }
+        key_mapping.insert(key.to_string(), field.to_string());
+        let is_fixed = match *field {
+            ATOMIC_NUMBERS_KEY => a.shape.len() == 1,
+            CELL_KEY => a.shape.len() == 2,
+            PBC_KEY => a.shape.len() == 1,
+            _ => false,
+        };
+        if is_fixed {
+            fixed.push(field.to_string());
+        }
+    }
+    if !taken.contains(POSITIONS_KEY) {
+        return Err(DataError::MissingKey {
+            file: name,
+            key: "R, pos, positions or coords".into(),
+            available: raw.keys().cloned().collect::<Vec<_>>().join(", "),
+        });
+    }
+    Ok(NpzOptions {
+        file_name: file.to_path_buf(),
+        key_mapping,
+        include_keys: Vec::new(),
+        npz_fixed_field_keys: fixed,
+        include_frames: None,
+        atomic_data_options: AtomicDataOptions::new(r_max),
+    })
+}
