@@ -24,6 +24,7 @@
 //! | `Batch.from_data_list` | [`batch::collate`], then [`AtomicData::to_dict`] for the model |
 //! | `AtomicDataDict.with_edge_vectors` / `with_batch` | [`dict::with_edge_vectors`], [`dict::with_batch`] (tensors, autograd) |
 //! | `register_fields` | [`fields::register_fields`] |
+//! | `nequip data info FILE --r-max R` | [`npz::guess_npz_options`] (`R`/`z`/`E`/`F`, `pos`, `cell`, ...) or [`AseOptions`], then [`info::data_info`] |
 //! | `nequip data info` | [`info::data_info`] → [`info::DataInfo`] (`Serialize` for `--json`, `Display` for text) |
 //!
 //! Errors are [`DataError`] (file, frame, field in every message); frame-level problems are
