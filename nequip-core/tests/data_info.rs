@@ -159,7 +159,7 @@ fn mixed_compositions_varying_sizes_and_frames_without_edges() {
     let comps = [(2usize, 1usize), (1, 1), (3, 2), (2, 1), (4, 1), (0, 2)];
     let mut text = String::new();
     for (k, &(h, o)) in comps.iter().enumerate() {
-        let e = -1.0 * h as f64 - 5.0 * o as f64 + 0.01 * k as f64;
+        let e = -(h as f64) - 5.0 * o as f64 + 0.01 * k as f64;
         text += &format!("{}\nenergy={e} pbc=\"F F F\"\n", h + o);
         for a in 0..h + o {
             let x = if k == 5 {
