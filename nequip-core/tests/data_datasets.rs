@@ -367,6 +367,16 @@ fn dataset_sections_of_a_flat_config() {
     assert!(vc.options.get("npz_fixed_field_keys").is_none());
     assert!(vc.options.get("key_mapping").is_some());
     assert!(dataset_config(&config, "test_dataset").unwrap().is_none());
+    let mut own = config.clone();
+    own.insert(
+        "validation_dataset_AtomicData_options".into(),
+        serde_yaml::from_str("{r_max: 2.5}").unwrap(),
+    );
+    let vc = dataset_config(&own, "validation_dataset").unwrap().unwrap();
+    assert_eq!(
+        vc.options["AtomicData_options"]["r_max"].as_f64(),
+        Some(2.5)
+    );
     let mut bad = config.clone();
     bad.insert("dataset".into(), "hdf5".into());
     assert_eq!(

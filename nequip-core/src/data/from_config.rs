@@ -2,7 +2,7 @@
 //! `r_max: 4.0`, `chemical_symbols: [...]`, ...). Mirrors the prefix handling of
 //! `nequip/data/_build.py::dataset_from_config` with `instantiate(prefix=...)` (nequip 0.6.2):
 //! for every parameter `p` of the dataset and of `TypeMapper`, `{prefix}_p` wins over `p`;
-//! `AtomicData_options` likewise, with `r_max` from `{prefix}_r_max` or `r_max`; the dataset
+//! `AtomicData_options` likewise, its `r_max` defaulting to `{prefix}_r_max` or `r_max`; the dataset
 //! class is `config[prefix]` (`dataset` or `validation_dataset`); `root` is shared.
 //!
 //! A convenience for `nequip data info CONFIG.yaml`; the CLI's general key resolver may replace it.
@@ -92,8 +92,12 @@ pub fn dataset_config(config: &Mapping, prefix: &str) -> Result<Option<DatasetCo
         }
         None => Mapping::new(),
     };
-    if let Some(r) = pick(config, prefix, "r_max") {
-        ado.insert(Value::from("r_max"), r.clone());
+    // nequip's get_w_prefix("r_max", arg_dicts=[AtomicData_options, config]): a value inside
+    // AtomicData_options wins over `{prefix}_r_max` / `r_max` of the config
+    if !ado.contains_key("r_max") {
+        if let Some(r) = pick(config, prefix, "r_max") {
+            ado.insert(Value::from("r_max"), r.clone());
+        }
     }
     options.insert(Value::from("AtomicData_options"), Value::Mapping(ado));
     let mut tm = Mapping::new();
