@@ -119,7 +119,12 @@ fn cached(
 ) -> Result<Processed, DataError> {
     file_error_if_missing(raw)?;
     let Some(root) = root else { return process() };
-    let opts = serde_json::to_value(options).map_err(|e| DataError::option(kind, e.to_string()))?;
+    let mut opts =
+        serde_json::to_value(options).map_err(|e| DataError::option(kind, e.to_string()))?;
+    // the same relative file name from another directory is another file
+    if let (Some(map), Ok(abs)) = (opts.as_object_mut(), std::fs::canonicalize(raw)) {
+        map.insert("source_path".into(), abs.display().to_string().into());
+    }
     let (dir, params) = cache::processed_dir(root, kind, &opts);
     let stamp = cache::source_stamp(raw);
     if let Some(p) = cache::load(&dir, stamp) {
