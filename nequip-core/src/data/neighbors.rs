@@ -12,7 +12,8 @@
 //! Algorithm, O(N): positions are wrapped into the cell along periodic axes; every periodic image
 //! that can lie within `r_max` of the cell (judged by the distance between lattice planes) becomes
 //! an explicit "ghost" point; all points are sorted into a Cartesian bin grid of bin width
-//! `>= r_max` (counting sort), and each atom scans the 27 bins around it.
+//! `>= r_max / 2` (counting sort), and each atom scans the 5×5×5 bins around it (25 contiguous
+//! runs of 5 bins).
 
 use super::error::FrameError;
 
@@ -56,6 +57,9 @@ fn norm(a: V3) -> f64 {
 fn scale(a: V3, s: f64) -> V3 {
     [a[0] * s, a[1] * s, a[2] * s]
 }
+
+/// Bins are at least `r_max / SUB` wide; each atom scans `SUB` bins in every direction.
+const SUB: usize = 2;
 
 /// Upper bound on atoms plus periodic images held in the bin grid.
 const MAX_POINTS: f64 = 2e8;
@@ -177,7 +181,7 @@ impl Grid {
         }
         let ext: V3 = std::array::from_fn(|d| if pos.is_empty() { 0.0 } else { hi[d] - lo[d] });
         // bins at least r_max wide; widen them when sparse points would need too many bins
-        let mut h = r_max;
+        let mut h = r_max / SUB as f64;
         let dims = loop {
             let dims: [usize; 3] =
                 std::array::from_fn(|d| ((ext[d] / h).floor() as usize).clamp(1, 1 << 20));
@@ -338,11 +342,13 @@ pub fn neighbor_list(
         let c = wrapped[i];
         let b = grid.bin_of(c);
         found.clear();
-        for bx in b[0].saturating_sub(1)..=(b[0] + 1).min(grid.dims[0] - 1) {
-            for by in b[1].saturating_sub(1)..=(b[1] + 1).min(grid.dims[1] - 1) {
-                for bz in b[2].saturating_sub(1)..=(b[2] + 1).min(grid.dims[2] - 1) {
-                    let f = grid.flat([bx, by, bz]);
-                    for p in grid.start[f]..grid.start[f + 1] {
+        for bx in b[0].saturating_sub(SUB)..=(b[0] + SUB).min(grid.dims[0] - 1) {
+            for by in b[1].saturating_sub(SUB)..=(b[1] + SUB).min(grid.dims[1] - 1) {
+                // bins along z are contiguous in the sorted point arrays: one range per (x, y)
+                let (z0, z1) = (b[2].saturating_sub(SUB), (b[2] + SUB).min(grid.dims[2] - 1));
+                let (first, last) = (grid.flat([bx, by, z0]), grid.flat([bx, by, z1]));
+                {
+                    for p in grid.start[first]..grid.start[last + 1] {
                         let q = grid.pos[p];
                         let v = [q[0] - c[0], q[1] - c[1], q[2] - c[2]];
                         let d2 = dot(v, v);
