@@ -415,3 +415,32 @@ fn extxyz_bad_values() {
         )
     );
 }
+
+#[test]
+fn cell_without_pbc_and_bad_include_frames() {
+    let cell: Vec<f64> = (0..4)
+        .flat_map(|_| [5.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 5.0])
+        .collect();
+    let mut m = good_members();
+    m.push(("cell", npy("<f8", &[4, 3, 3], &f8(&cell))));
+    let dir = tmp("cell-no-pbc");
+    let file = dir.join("d.npz");
+    write_npz(&file, &m);
+    let mut o = npz_opts(&file, 2.0);
+    o.include_keys = vec!["cell".into()];
+    let err = NpzDataset::load(&o, &hho(), None).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!("{}: frame 0: field `pbc`: a cell was provided, but pbc weren't; please provide pbc explicitly", file.display())
+    );
+    o.include_keys = vec![];
+    o.include_frames = Some(vec![0, 4]);
+    let err = NpzDataset::load(&o, &hho(), None).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "invalid option `include_frames`: frame 4 is out of range: {} has 4 frames",
+            file.display()
+        )
+    );
+}
