@@ -133,3 +133,57 @@ fn random_mutations_never_panic() {
     }
     assert!(ok > 50 && err > 50, "ok {ok}, err {err}");
 }
+
+#[test]
+fn write_then_read_is_lossless() {
+    use nequip_core::data::extxyz_write::{frame_to_xyz, write_extxyz};
+    use nequip_core::data::{AseDataset, AseOptions, NpzDataset, NpzOptions, TypeMapper};
+    let dir = std::env::temp_dir().join(format!("nequip-rs-xyzw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // parse -> write -> parse gives the same frames
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/cu_emt.extxyz");
+    let text: String = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .take(3 * 34)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut frames = parse_extxyz(&text, "a").unwrap();
+    frames[1]
+        .info
+        .insert("note".into(), InfoValue::Str("a \"quoted\" word".into()));
+    frames[1]
+        .info
+        .insert("tiny".into(), InfoValue::Float(1e-300));
+    let out = dir.join("out.extxyz");
+    write_extxyz(&out, &frames).unwrap();
+    let mut back = parse_extxyz(&std::fs::read_to_string(&out).unwrap(), "b").unwrap();
+    for (a, b) in frames.iter_mut().zip(back.iter_mut()) {
+        a.line = 0;
+        b.line = 0;
+    }
+    assert_eq!(frames, back);
+    // processed frames (full-precision npz) -> extxyz -> ase dataset: same numbers
+    let tm = TypeMapper::from_chemical_symbols(&["Cu"]).unwrap();
+    let o: NpzOptions = serde_yaml::from_str(&format!(
+        "file_name: {}/../data/cu_emt.npz\nkey_mapping: {{R: pos, z: atomic_numbers, E: total_energy, F: forces}}\nnpz_fixed_field_keys: [atomic_numbers]\ninclude_keys: [cell, pbc, stress]\ninclude_frames: [0, 9]\nAtomicData_options: {{r_max: 4.0}}\n",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let ds = NpzDataset::load(&o, &tm, None).unwrap();
+    let xyz: Vec<_> = ds
+        .frames()
+        .iter()
+        .map(|f| frame_to_xyz(f, Some(&tm), &[]))
+        .collect();
+    let out2 = dir.join("out2.extxyz");
+    write_extxyz(&out2, &xyz).unwrap();
+    let a: AseOptions = serde_yaml::from_str(&format!(
+        "file_name: {}\nAtomicData_options: {{r_max: 4.0}}\n",
+        out2.display()
+    ))
+    .unwrap();
+    let ds2 = AseDataset::load(&a, &tm, None).unwrap();
+    assert_eq!(ds.frames(), ds2.frames());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,6 +23,7 @@
 //! | `Trainer.set_dataset`, `PartialSampler`, `DataLoader` | [`split::Loader`] (`n_train`, `n_val`, `train_val_split`, `dataset_seed`, `batch_size`, ...) |
 //! | `Batch.from_data_list` | [`batch::collate`], then [`AtomicData::to_dict`] for the model |
 //! | `AtomicDataDict.with_edge_vectors` / `with_batch` | [`dict::with_edge_vectors`], [`dict::with_batch`] (tensors, autograd) |
+//! | `AtomicData.to_ase` + `ase.io.write(extxyz)` (evaluate `--output`) | [`extxyz_write::frame_to_xyz`], [`extxyz_write::write_extxyz`] |
 //! | `register_fields` | [`fields::register_fields`] |
 //! | `nequip data info FILE --r-max R` | [`npz::guess_npz_options`] (`R`/`z`/`E`/`F`, `pos`, `cell`, ...) or [`AseOptions`], then [`info::data_info`] |
 //! | `nequip data info` | [`info::data_info`] → [`info::DataInfo`] (`Serialize` for `--json`, `Display` for text) |
@@ -45,6 +46,7 @@ pub mod dataset;
 pub mod dict;
 pub mod error;
 pub mod extxyz;
+pub mod extxyz_write;
 pub mod fields;
 pub mod from_config;
 pub mod info;
