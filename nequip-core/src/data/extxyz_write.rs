@@ -76,8 +76,8 @@ pub fn write_frame(out: &mut String, f: &XyzFrame) {
     }
     let pbc: Vec<&str> = f.pbc.iter().map(|&b| if b { "T" } else { "F" }).collect();
     let _ = writeln!(out, " pbc=\"{}\"", pbc.join(" "));
-    for a in 0..n {
-        let _ = write!(out, "{:<2}", symbols[a]);
+    for (a, symbol) in symbols.iter().enumerate().take(n) {
+        let _ = write!(out, "{symbol:<2}");
         for d in 0..3 {
             let _ = write!(out, " {:>22}", num(f.positions[3 * a + d]));
         }
@@ -177,7 +177,7 @@ pub fn frame_to_xyz(
     }
     for key in extra_fields {
         if let Some(a) = data.get(key) {
-            if a.len0() == n && a.shape.len() >= 1 && *key != POSITIONS_KEY {
+            if a.len0() == n && !a.shape.is_empty() && *key != POSITIONS_KEY {
                 arrays.insert(key.to_string(), node(a));
             } else if let Some(v) = a.as_f64() {
                 info.insert(
