@@ -76,7 +76,8 @@ pub fn write_frame(out: &mut String, f: &XyzFrame) {
     }
     let pbc: Vec<&str> = f.pbc.iter().map(|&b| if b { "T" } else { "F" }).collect();
     let _ = writeln!(out, " pbc=\"{}\"", pbc.join(" "));
-    for (a, symbol) in symbols.iter().enumerate().take(n) {
+    for a in 0..n {
+        let symbol = symbols.get(a).map_or("X", String::as_str);
         let _ = write!(out, "{symbol:<2}");
         for d in 0..3 {
             let _ = write!(out, " {:>22}", num(f.positions[3 * a + d]));
