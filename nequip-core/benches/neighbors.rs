@@ -37,20 +37,30 @@ fn own_frame(n: usize) -> (Vec<[f64; 3]>, [[f64; 3]; 3]) {
     (pos, [[l, 0.0, 0.0], [0.0, l, 0.0], [0.0, 0.0, l]])
 }
 
-fn npz_frame(dir: &PathBuf, n: usize) -> (Vec<[f64; 3]>, [[f64; 3]; 3]) {
-    let a = read_npz(&dir.join(format!("nl_{n}.npz")), None).expect("frames written by bench/neighbors_ase.py");
+fn npz_frame(dir: &std::path::Path, n: usize) -> (Vec<[f64; 3]>, [[f64; 3]; 3]) {
+    let a = read_npz(&dir.join(format!("nl_{n}.npz")), None)
+        .expect("frames written by bench/neighbors_ase.py");
     let p = a["pos"].to_f64_vec();
     let c = a["cell"].to_f64_vec();
-    (p.chunks(3).map(|x| [x[0], x[1], x[2]]).collect(), std::array::from_fn(|r| [c[3 * r], c[3 * r + 1], c[3 * r + 2]]))
+    (
+        p.chunks(3).map(|x| [x[0], x[1], x[2]]).collect(),
+        std::array::from_fn(|r| [c[3 * r], c[3 * r + 1], c[3 * r + 2]]),
+    )
 }
 
 fn main() {
-    let dir = std::env::args().skip(1).find(|a| !a.starts_with("--")).map(PathBuf::from);
+    let dir = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .map(PathBuf::from);
     let ase: Option<serde_json::Value> = dir
         .as_ref()
         .and_then(|d| std::fs::read_to_string(d.join("ase_timings.json")).ok())
         .and_then(|t| serde_json::from_str(&t).ok());
-    println!("{:>7} {:>10} {:>12} {:>10} {:>10} {:>8}", "N", "edges", "nequip-rs ms", "ns/atom", "ASE ms", "speedup");
+    println!(
+        "{:>7} {:>10} {:>12} {:>10} {:>10} {:>8}",
+        "N", "edges", "nequip-rs ms", "ns/atom", "ASE ms", "speedup"
+    );
     for (k, n) in [100usize, 1000, 10000, 100000].into_iter().enumerate() {
         let (pos, cell) = match &dir {
             Some(d) => npz_frame(d, n),
@@ -61,18 +71,27 @@ fn main() {
         let mut edges = 0;
         for _ in 0..reps {
             let t = Instant::now();
-            let nl = neighbor_list(&pos, Some(&cell), [true; 3], R_MAX, false).expect("neighbor list");
+            let nl =
+                neighbor_list(&pos, Some(&cell), [true; 3], R_MAX, false).expect("neighbor list");
             best = best.min(t.elapsed().as_secs_f64());
             edges = nl.len();
         }
         let (ase_ms, speed) = match ase.as_ref().and_then(|a| a.get(k)) {
             Some(r) => {
-                assert_eq!(r["n_edges"].as_u64(), Some(edges as u64), "edge count differs from ASE at N={n}");
+                assert_eq!(
+                    r["n_edges"].as_u64(),
+                    Some(edges as u64),
+                    "edge count differs from ASE at N={n}"
+                );
                 let s = r["ase_seconds"].as_f64().unwrap_or(f64::NAN);
                 (format!("{:.2}", s * 1e3), format!("{:.1}x", s / best))
             }
             None => ("-".into(), "-".into()),
         };
-        println!("{n:>7} {edges:>10} {:>12.3} {:>10.1} {ase_ms:>10} {speed:>8}", best * 1e3, best * 1e9 / n as f64);
+        println!(
+            "{n:>7} {edges:>10} {:>12.3} {:>10.1} {ase_ms:>10} {speed:>8}",
+            best * 1e3,
+            best * 1e9 / n as f64
+        );
     }
 }

@@ -16,16 +16,31 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data/neighbors_cases.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/data/neighbors_cases.json"
+    ))
+    .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
-fn rows(pos: &[[f64; 3]], cell: Option<&[[f64; 3]; 3]>, pbc: [bool; 3], r_max: f64) -> Vec<[i64; 5]> {
+fn rows(
+    pos: &[[f64; 3]],
+    cell: Option<&[[f64; 3]; 3]>,
+    pbc: [bool; 3],
+    r_max: f64,
+) -> Vec<[i64; 5]> {
     let nl = neighbor_list(pos, cell, pbc, r_max, false).unwrap();
     (0..nl.len())
         .map(|e| {
             let s = nl.shifts[e];
-            [nl.centers[e] as i64, nl.neighbors[e] as i64, s[0] as i64, s[1] as i64, s[2] as i64]
+            [
+                nl.centers[e] as i64,
+                nl.neighbors[e] as i64,
+                s[0] as i64,
+                s[1] as i64,
+                s[2] as i64,
+            ]
         })
         .collect()
 }
@@ -49,7 +64,10 @@ fn hard_cases_have_the_expected_structure() {
     let tiny = by_name["tiny_cubic_1atom"];
     assert!(tiny.edges.len() > 50 && tiny.edges.iter().all(|e| e[0] == 0 && e[1] == 0));
     assert!(by_name["no_edges"].edges.is_empty());
-    assert_eq!(by_name["isolated_atoms"].edges, vec![[0, 4, 0, 0, 0], [4, 0, 0, 0, 0]]);
+    assert_eq!(
+        by_name["isolated_atoms"].edges,
+        vec![[0, 4, 0, 0, 0], [4, 0, 0, 0, 0]]
+    );
     // non-periodic axes never shift
     assert!(by_name["slab_TTF_zero_c"].edges.iter().all(|e| e[4] == 0));
     assert!(by_name["mixed_TFT_skewed"].edges.iter().all(|e| e[3] == 0));
@@ -75,14 +93,21 @@ fn edge_vectors_are_shorter_than_r_max_and_symmetric() {
         }
         // full list: every edge has its reverse with the opposite shift
         for &(i, j, a, b, cc) in &set {
-            assert!(set.contains(&(j, i, -a, -b, -cc)), "{}: reverse of {i}->{j} missing", c.name);
+            assert!(
+                set.contains(&(j, i, -a, -b, -cc)),
+                "{}: reverse of {i}->{j} missing",
+                c.name
+            );
         }
     }
 }
 
 #[test]
 fn translation_and_wrapping_do_not_change_the_edge_set_modulo_shifts() {
-    let c = cases().into_iter().find(|c| c.name == "liquid_triclinic_150").unwrap();
+    let c = cases()
+        .into_iter()
+        .find(|c| c.name == "liquid_triclinic_150")
+        .unwrap();
     let cell = c.cell.unwrap();
     let shifted: Vec<[f64; 3]> = c
         .pos
@@ -108,24 +133,44 @@ fn translation_and_wrapping_do_not_change_the_edge_set_modulo_shifts() {
 fn bad_inputs_are_errors() {
     let pos = [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]];
     let flat = [[0.0; 3], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
-    assert_eq!(neighbor_list(&pos, None, [false; 3], 0.0, false), Err(FrameError::BadRMax(0.0)));
-    assert_eq!(neighbor_list(&pos, None, [false; 3], -1.0, false), Err(FrameError::BadRMax(-1.0)));
+    assert_eq!(
+        neighbor_list(&pos, None, [false; 3], 0.0, false),
+        Err(FrameError::BadRMax(0.0))
+    );
+    assert_eq!(
+        neighbor_list(&pos, None, [false; 3], -1.0, false),
+        Err(FrameError::BadRMax(-1.0))
+    );
     let err = neighbor_list(&pos, Some(&flat), [true; 3], 2.0, false).unwrap_err();
-    assert_eq!(err.to_string(), "field `cell`: zero-volume cell (lattice vector 0 is zero) with pbc [true, true, true]");
+    assert_eq!(
+        err.to_string(),
+        "field `cell`: zero-volume cell (lattice vector 0 is zero) with pbc [true, true, true]"
+    );
     let coplanar = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]];
     let err = neighbor_list(&pos, Some(&coplanar), [true; 3], 2.0, false).unwrap_err();
-    assert!(err.to_string().starts_with("field `cell`: zero-volume cell (volume"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("field `cell`: zero-volume cell (volume"),
+        "{err}"
+    );
     // a zero vector along a non-periodic axis is fine
     assert!(neighbor_list(&pos, Some(&flat), [false, true, true], 2.0, false).is_ok());
     let nan = [[0.0, f64::NAN, 0.0], [1.0, 0.0, 0.0]];
     let err = neighbor_list(&nan, None, [false; 3], 2.0, false).unwrap_err();
-    assert_eq!(err.to_string(), "field `pos`: non-finite value (NaN) at index 1");
+    assert_eq!(
+        err.to_string(),
+        "field `pos`: non-finite value (NaN) at index 1"
+    );
     // no edges: nequip's error by default, allowed when configured
     let far = vec![0.0, 0.0, 0.0, 10.0, 0.0, 0.0];
     let mut opts = AtomicDataOptions::new(2.0);
     opts.error_on_no_edges = true;
     let err = AtomicData::from_points(far.clone(), &opts, None, None, BTreeMap::new()).unwrap_err();
-    assert!(err.to_string().contains("every single atom has no neighbors within the cutoff r_max=2"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("every single atom has no neighbors within the cutoff r_max=2"),
+        "{err}"
+    );
     opts.error_on_no_edges = false;
     let d = AtomicData::from_points(far, &opts, None, None, BTreeMap::new()).unwrap();
     assert_eq!(d.num_edges(), 0);
@@ -146,11 +191,20 @@ fn absurd_inputs_are_errors_not_hangs() {
     let pos = [[0.0, 0.0, 0.0]];
     let tiny = [[1e-4, 0.0, 0.0], [0.0, 1e-4, 0.0], [0.0, 0.0, 1e-4]];
     let err = neighbor_list(&pos, Some(&tiny), [true; 3], 5.0, false).unwrap_err();
-    assert!(err.to_string().starts_with("field `cell`: cell too small for r_max=5"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("field `cell`: cell too small for r_max=5"),
+        "{err}"
+    );
     let far = [[1e300, 0.0, 0.0], [0.0, 0.0, 0.0]];
     let cell = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
     let err = neighbor_list(&far, Some(&cell), [true; 3], 0.5, false).unwrap_err();
-    assert_eq!(err.to_string(), "field `pos`: atom 0 is more than 1e9 cell lengths away from the cell");
+    assert_eq!(
+        err.to_string(),
+        "field `pos`: atom 0 is more than 1e9 cell lengths away from the cell"
+    );
     // far apart but non-periodic: fine, no edges
-    assert!(neighbor_list(&far, None, [false; 3], 0.5, false).unwrap().is_empty());
+    assert!(neighbor_list(&far, None, [false; 3], 0.5, false)
+        .unwrap()
+        .is_empty());
 }

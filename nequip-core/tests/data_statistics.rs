@@ -6,19 +6,36 @@ use serde_json::Value;
 use std::path::Path;
 
 fn fixture() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data/statistics.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/data/statistics.json"
+    ))
+    .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
 fn close(got: f64, want: &Value, what: &str) {
     let want = want.as_f64().unwrap();
     let tol = 1e-12 * want.abs().max(1.0);
-    assert!((got - want).abs() <= tol, "{what}: got {got:e}, want {want:e} (diff {:e})", got - want);
+    assert!(
+        (got - want).abs() <= tol,
+        "{what}: got {got:e}, want {want:e} (diff {:e})",
+        got - want
+    );
 }
 
 fn close_all(got: &[f64], want: &Value, what: &str) {
     let flat: Vec<Value> = match want {
-        Value::Array(v) => v.iter().flat_map(|x| if let Value::Array(inner) = x { inner.clone() } else { vec![x.clone()] }).collect(),
+        Value::Array(v) => v
+            .iter()
+            .flat_map(|x| {
+                if let Value::Array(inner) = x {
+                    inner.clone()
+                } else {
+                    vec![x.clone()]
+                }
+            })
+            .collect(),
         x => vec![x.clone()],
     };
     assert_eq!(got.len(), flat.len(), "{what}: length");
@@ -37,23 +54,71 @@ fn load(stem: &str, symbols: &[&str], periodic: bool) -> nequip_core::data::InMe
         yaml.push_str("include_keys: [cell, pbc, stress]\n");
     }
     let o: NpzOptions = serde_yaml::from_str(&yaml).unwrap();
-    NpzDataset::load(&o, &TypeMapper::from_chemical_symbols(symbols).unwrap(), None).unwrap()
+    NpzDataset::load(
+        &o,
+        &TypeMapper::from_chemical_symbols(symbols).unwrap(),
+        None,
+    )
+    .unwrap()
 }
 
 fn check_dataset(stem: &str, symbols: &[&str], periodic: bool) {
     let fx = &fixture()[stem];
     let ds = load(stem, symbols, periodic);
-    let idx: Vec<usize> = fx["indices"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let idx: Vec<usize> = fx["indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
     let stride = fx["stride"].as_u64().unwrap() as usize;
-    let mut fields = vec!["total_energy", "total_energy", "total_energy", "total_energy", "total_energy", "forces", "forces", "forces", "forces", "forces", "total_energy"];
-    let mut modes = vec!["mean_std", "rms", "absmax", "per_atom_mean_std", "per_atom_rms", "rms", "mean_std", "absmax", "per_species_rms", "per_species_mean_std", "per_species_mean_std"];
-    let mut keys = vec!["total_energy_mean_std", "total_energy_rms", "total_energy_absmax", "per_atom_total_energy_mean_std", "per_atom_total_energy_rms", "forces_rms", "forces_mean_std", "forces_absmax", "per_species_forces_rms", "per_species_forces_mean_std", "per_species_total_energy_mean_std"];
+    let mut fields = vec![
+        "total_energy",
+        "total_energy",
+        "total_energy",
+        "total_energy",
+        "total_energy",
+        "forces",
+        "forces",
+        "forces",
+        "forces",
+        "forces",
+        "total_energy",
+    ];
+    let mut modes = vec![
+        "mean_std",
+        "rms",
+        "absmax",
+        "per_atom_mean_std",
+        "per_atom_rms",
+        "rms",
+        "mean_std",
+        "absmax",
+        "per_species_rms",
+        "per_species_mean_std",
+        "per_species_mean_std",
+    ];
+    let mut keys = vec![
+        "total_energy_mean_std",
+        "total_energy_rms",
+        "total_energy_absmax",
+        "per_atom_total_energy_mean_std",
+        "per_atom_total_energy_rms",
+        "forces_rms",
+        "forces_mean_std",
+        "forces_absmax",
+        "per_species_forces_rms",
+        "per_species_forces_mean_std",
+        "per_species_total_energy_mean_std",
+    ];
     if periodic {
         fields.push("stress");
         modes.push("mean_std");
         keys.push("stress_mean_std");
     }
-    let res = ds.statistics(&fields, &modes, Some(&idx), stride, None).unwrap();
+    let res = ds
+        .statistics(&fields, &modes, Some(&idx), stride, None)
+        .unwrap();
     for ((r, key), mode) in res.iter().zip(&keys).zip(&modes) {
         let got: Vec<Vec<f64>> = r.iter().map(|a| a.to_f64_vec()).collect();
         match &fx[*key] {
@@ -63,7 +128,10 @@ fn check_dataset(stem: &str, symbols: &[&str], periodic: bool) {
                 // inverse (A = XᵀX + small diagonal): agree to 1e-4 relative
                 for (g, w) in got[1].iter().zip(parts[1].as_array().unwrap()) {
                     let w = w.as_f64().unwrap();
-                    assert!((g - w).abs() <= 1e-4 * w.abs(), "{stem} {key} [1]: {g} vs {w}");
+                    assert!(
+                        (g - w).abs() <= 1e-4 * w.abs(),
+                        "{stem} {key} [1]: {g} vs {w}"
+                    );
                 }
             }
             Value::Array(parts) if r.len() == 2 => {
@@ -95,14 +163,33 @@ fn ridge_regression_matches_numpy_on_mixed_compositions() {
     let fx = fixture();
     for key in ["ridge_alpha0.001", "ridge_alpha0.1"] {
         let c = &fx[key];
-        let x: Vec<Vec<f64>> = c["X"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()).collect();
-        let y: Vec<f64> = c["y"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let x: Vec<Vec<f64>> = c["X"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect()
+            })
+            .collect();
+        let y: Vec<f64> = c["y"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         let (m, s) = ridge_solver(&x, &y, c["alpha"].as_f64().unwrap()).unwrap();
         close_all(&m, &c["mean"], &format!("{key} mean"));
         // the uncertainty goes through a matrix inverse: agree to 1e-9 relative
         for (k, (g, w)) in s.iter().zip(c["std"].as_array().unwrap()).enumerate() {
             let w = w.as_f64().unwrap();
-            assert!((g - w).abs() <= 1e-9 * w.abs(), "{key} std[{k}]: {g} vs {w}");
+            assert!(
+                (g - w).abs() <= 1e-9 * w.abs(),
+                "{key} std[{k}]: {g} vs {w}"
+            );
         }
         // nequip's normalised ridge is biased, but keeps the order of the generating energies
         assert!(m[2] < m[1] && m[1] < m[0], "{m:?}");
@@ -112,13 +199,95 @@ fn ridge_regression_matches_numpy_on_mixed_compositions() {
 #[test]
 fn statistics_errors_name_the_problem() {
     let ds = load("toluene_xtb", &["H", "C"], false);
-    let err = ds.statistics(&["forces"], &["per_atom_rms"], None, 1, None).unwrap_err();
+    let err = ds
+        .statistics(&["forces"], &["per_atom_rms"], None, 1, None)
+        .unwrap_err();
     assert_eq!(err.to_string(), "invalid option `statistics`: it doesn't make sense to ask for `per_atom_rms` since `forces` is not per-graph");
-    let err = ds.statistics(&["stress"], &["rms"], None, 1, None).unwrap_err();
+    let err = ds
+        .statistics(&["stress"], &["rms"], None, 1, None)
+        .unwrap_err();
     assert!(err.to_string().contains("missing key `stress`"), "{err}");
-    let err = ds.statistics(&["forces"], &["median"], None, 1, None).unwrap_err();
-    assert_eq!(err.to_string(), "invalid option `statistics`: cannot handle statistics mode `median`");
-    let c = ds.statistics(&["atom_types"], &["count"], Some(&[0, 1]), 1, None).unwrap();
+    let err = ds
+        .statistics(&["forces"], &["median"], None, 1, None)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid option `statistics`: cannot handle statistics mode `median`"
+    );
+    let c = ds
+        .statistics(&["atom_types"], &["count"], Some(&[0, 1]), 1, None)
+        .unwrap();
     assert_eq!(c[0][0].to_f64_vec(), vec![0.0, 1.0]);
     assert_eq!(c[0][1].as_i64().unwrap(), &[16, 14]);
+}
+
+#[test]
+fn statistic_names_like_nequip_rescale_options() {
+    let fx = &fixture()["toluene_xtb_all"];
+    let ds = load("toluene_xtb", &["H", "C"], false);
+    let s = |n: &str| ds.dataset_statistic(n, None, 1, None).unwrap();
+    close(s("dataset_forces_rms")[0], &fx["forces_rms"], "forces_rms");
+    close(
+        s("dataset_total_energy_std")[0],
+        &fx["total_energy_mean_std"][1][0],
+        "energy std",
+    );
+    close(
+        s("dataset_per_atom_total_energy_mean")[0],
+        &fx["per_atom_total_energy_mean_std"][0][0],
+        "per-atom mean",
+    );
+    close_all(
+        &s("dataset_per_species_total_energy_mean"),
+        &fx["per_species_total_energy_mean_std"][0],
+        "per-species mean",
+    );
+    close_all(
+        &s("dataset_per_species_forces_rms"),
+        &fx["per_species_forces_rms"],
+        "per-species forces rms",
+    );
+    let err = ds
+        .dataset_statistic("forces_rms", None, 1, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a statistic name"), "{err}");
+}
+
+#[test]
+fn load_dataset_by_nequip_class_name() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/toluene_xtb.extxyz");
+    let tm = TypeMapper::from_chemical_symbols(&["H", "C"]).unwrap();
+    let opts: serde_yaml::Value = serde_yaml::from_str(&format!(
+        "file_name: {}\nAtomicData_options: {{r_max: 4.0}}\ninclude_frames: [0, 1]",
+        file.display()
+    ))
+    .unwrap();
+    let ds = nequip_core::data::load_dataset("ASEDataset", opts.clone(), &tm, None).unwrap();
+    assert_eq!(ds.len(), 2);
+    let err = nequip_core::data::load_dataset("hdf5", opts.clone(), &tm, None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "invalid option `dataset`: unknown dataset `hdf5`; known: ase, npz"
+    );
+    // an extxyz file given to the npz dataset
+    let err = nequip_core::data::load_dataset("npz", opts, &tm, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("toluene_xtb.extxyz: not a valid npz (zip) archive"),
+        "{err}"
+    );
+    let bad: serde_yaml::Value =
+        serde_yaml::from_str("file_name: x.npz\nAtomicData_options: {r_max: 4.0}\nkey_mappin: {}")
+            .unwrap();
+    let err = nequip_core::data::load_dataset("NPZ", bad, &tm, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("invalid option `NPZ`: unknown field `key_mappin`"),
+        "{err}"
+    );
 }

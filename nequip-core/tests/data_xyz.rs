@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 #[test]
 fn key_values_like_ase() {
-    let kv = split_key_values(r#"a=1 b="x y" c={1 2 3} d=[T F] flag e='q\'r' f = 2.5 g=1,2"#).unwrap();
+    let kv =
+        split_key_values(r#"a=1 b="x y" c={1 2 3} d=[T F] flag e='q\'r' f = 2.5 g=1,2"#).unwrap();
     let m: BTreeMap<_, _> = kv.into_iter().collect();
     assert_eq!(m["a"], "1");
     assert_eq!(m["b"], "x y");
@@ -18,12 +19,26 @@ fn key_values_like_ase() {
     assert_eq!(m["e"], "q'r");
     assert_eq!(m["f"], "2.5");
     assert_eq!(parse_value("a", "1").unwrap(), InfoValue::Int(1));
-    assert_eq!(parse_value("g", "1,2").unwrap(), InfoValue::Ints(vec![1, 2]));
-    assert_eq!(parse_value("c", "1 2.5 3").unwrap(), InfoValue::Floats(vec![1.0, 2.5, 3.0]));
-    assert_eq!(parse_value("d", "T F").unwrap(), InfoValue::Bools(vec![true, false]));
-    assert_eq!(parse_value("s", "hello world").unwrap(), InfoValue::Str("hello world".into()));
+    assert_eq!(
+        parse_value("g", "1,2").unwrap(),
+        InfoValue::Ints(vec![1, 2])
+    );
+    assert_eq!(
+        parse_value("c", "1 2.5 3").unwrap(),
+        InfoValue::Floats(vec![1.0, 2.5, 3.0])
+    );
+    assert_eq!(
+        parse_value("d", "T F").unwrap(),
+        InfoValue::Bools(vec![true, false])
+    );
+    assert_eq!(
+        parse_value("s", "hello world").unwrap(),
+        InfoValue::Str("hello world".into())
+    );
     // 9-number virial in Fortran order (as ASE): element [0][1] is the 4th number
-    let InfoValue::Matrix(m) = parse_value("virial", "1 2 3 4 5 6 7 8 9").unwrap() else { panic!() };
+    let InfoValue::Matrix(m) = parse_value("virial", "1 2 3 4 5 6 7 8 9").unwrap() else {
+        panic!()
+    };
     assert_eq!(m, [1.0, 4.0, 7.0, 2.0, 5.0, 8.0, 3.0, 6.0, 9.0]);
 }
 
@@ -64,9 +79,21 @@ impl Rng {
 fn random_mutations_never_panic() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/cu_emt.extxyz");
     let full = std::fs::read_to_string(path).unwrap();
-    let base: String = full.lines().take(2 * 34).map(|l| format!("{l}\n")).collect();
-    let opts = AtomicDataOptions { r_max: 4.0, self_interaction: false, strict_self_interaction: true, error_on_no_edges: false };
-    let pieces = ["\"", "{", "}", "=", " ", "\n", "nan", "-", "1e999", "T", ":R:", "Lattice=", "pbc=", "\\", "é", "0", "32", ":S:0"];
+    let base: String = full
+        .lines()
+        .take(2 * 34)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let opts = AtomicDataOptions {
+        r_max: 4.0,
+        self_interaction: false,
+        strict_self_interaction: true,
+        error_on_no_edges: false,
+    };
+    let pieces = [
+        "\"", "{", "}", "=", " ", "\n", "nan", "-", "1e999", "T", ":R:", "Lattice=", "pbc=", "\\",
+        "é", "0", "32", ":S:0",
+    ];
     let mut rng = Rng(0x9e3779b97f4a7c15);
     let (mut ok, mut err) = (0, 0);
     for _ in 0..1500 {
@@ -77,7 +104,9 @@ fn random_mutations_never_panic() {
                 0 => {
                     s.remove(at);
                 }
-                1 => s.splice(at..at, pieces[rng.below(pieces.len())].chars()).for_each(drop),
+                1 => s
+                    .splice(at..at, pieces[rng.below(pieces.len())].chars())
+                    .for_each(drop),
                 2 => s.truncate(at),
                 _ => {
                     let (b, last) = (rng.below(s.len()), s.len() - 1);
@@ -103,4 +132,58 @@ fn random_mutations_never_panic() {
         }
     }
     assert!(ok > 50 && err > 50, "ok {ok}, err {err}");
+}
+
+#[test]
+fn write_then_read_is_lossless() {
+    use nequip_core::data::extxyz_write::{frame_to_xyz, write_extxyz};
+    use nequip_core::data::{AseDataset, AseOptions, NpzDataset, NpzOptions, TypeMapper};
+    let dir = std::env::temp_dir().join(format!("nequip-rs-xyzw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // parse -> write -> parse gives the same frames
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/cu_emt.extxyz");
+    let text: String = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .take(3 * 34)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut frames = parse_extxyz(&text, "a").unwrap();
+    frames[1]
+        .info
+        .insert("note".into(), InfoValue::Str("a \"quoted\" word".into()));
+    frames[1]
+        .info
+        .insert("tiny".into(), InfoValue::Float(1e-300));
+    let out = dir.join("out.extxyz");
+    write_extxyz(&out, &frames).unwrap();
+    let mut back = parse_extxyz(&std::fs::read_to_string(&out).unwrap(), "b").unwrap();
+    for (a, b) in frames.iter_mut().zip(back.iter_mut()) {
+        a.line = 0;
+        b.line = 0;
+    }
+    assert_eq!(frames, back);
+    // processed frames (full-precision npz) -> extxyz -> ase dataset: same numbers
+    let tm = TypeMapper::from_chemical_symbols(&["Cu"]).unwrap();
+    let o: NpzOptions = serde_yaml::from_str(&format!(
+        "file_name: {}/../data/cu_emt.npz\nkey_mapping: {{R: pos, z: atomic_numbers, E: total_energy, F: forces}}\nnpz_fixed_field_keys: [atomic_numbers]\ninclude_keys: [cell, pbc, stress]\ninclude_frames: [0, 9]\nAtomicData_options: {{r_max: 4.0}}\n",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let ds = NpzDataset::load(&o, &tm, None).unwrap();
+    let xyz: Vec<_> = ds
+        .frames()
+        .iter()
+        .map(|f| frame_to_xyz(f, Some(&tm), &[]))
+        .collect();
+    let out2 = dir.join("out2.extxyz");
+    write_extxyz(&out2, &xyz).unwrap();
+    let a: AseOptions = serde_yaml::from_str(&format!(
+        "file_name: {}\nAtomicData_options: {{r_max: 4.0}}\n",
+        out2.display()
+    ))
+    .unwrap();
+    let ds2 = AseDataset::load(&a, &tm, None).unwrap();
+    assert_eq!(ds.frames(), ds2.frames());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -42,17 +42,26 @@ impl Array {
     /// A float array; `data.len()` must equal the product of `shape`.
     pub fn f64(shape: Vec<usize>, data: Vec<f64>) -> Self {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-        Array { shape, data: ArrayData::F64(data) }
+        Array {
+            shape,
+            data: ArrayData::F64(data),
+        }
     }
     /// An integer array.
     pub fn i64(shape: Vec<usize>, data: Vec<i64>) -> Self {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-        Array { shape, data: ArrayData::I64(data) }
+        Array {
+            shape,
+            data: ArrayData::I64(data),
+        }
     }
     /// A boolean array.
     pub fn bool(shape: Vec<usize>, data: Vec<bool>) -> Self {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-        Array { shape, data: ArrayData::Bool(data) }
+        Array {
+            shape,
+            data: ArrayData::Bool(data),
+        }
     }
 
     pub fn dtype(&self) -> DType {
@@ -151,6 +160,9 @@ impl Array {
 
     /// Row `i` of the leading dimension, without that dimension.
     pub fn index0(&self, i: usize) -> Array {
+        if self.shape.is_empty() {
+            return self.clone();
+        }
         let mut a = self.slice_rows(i, i + 1);
         a.shape.remove(0);
         a
@@ -160,10 +172,18 @@ impl Array {
     /// With `new_axis`, stacks on a new leading dimension instead.
     pub fn concat(parts: &[&Array], new_axis: bool) -> Option<Array> {
         let first = parts.first()?;
-        let tail: Vec<usize> = if new_axis { first.shape.clone() } else { first.shape[1..].to_vec() };
+        let tail: Vec<usize> = if new_axis {
+            first.shape.clone()
+        } else {
+            first.shape.get(1..)?.to_vec()
+        };
         let mut n0 = 0;
         for p in parts {
-            let ptail = if new_axis { &p.shape[..] } else { p.shape.get(1..)? };
+            let ptail = if new_axis {
+                &p.shape[..]
+            } else {
+                p.shape.get(1..)?
+            };
             if ptail != &tail[..] || p.dtype() != first.dtype() {
                 return None;
             }
@@ -172,9 +192,24 @@ impl Array {
         let mut shape = vec![n0];
         shape.extend(tail);
         let data = match first.data {
-            ArrayData::F64(_) => ArrayData::F64(parts.iter().flat_map(|p| p.as_f64().unwrap_or(&[]).iter().copied()).collect()),
-            ArrayData::I64(_) => ArrayData::I64(parts.iter().flat_map(|p| p.as_i64().unwrap_or(&[]).iter().copied()).collect()),
-            ArrayData::Bool(_) => ArrayData::Bool(parts.iter().flat_map(|p| p.as_bool().unwrap_or(&[]).iter().copied()).collect()),
+            ArrayData::F64(_) => ArrayData::F64(
+                parts
+                    .iter()
+                    .flat_map(|p| p.as_f64().unwrap_or(&[]).iter().copied())
+                    .collect(),
+            ),
+            ArrayData::I64(_) => ArrayData::I64(
+                parts
+                    .iter()
+                    .flat_map(|p| p.as_i64().unwrap_or(&[]).iter().copied())
+                    .collect(),
+            ),
+            ArrayData::Bool(_) => ArrayData::Bool(
+                parts
+                    .iter()
+                    .flat_map(|p| p.as_bool().unwrap_or(&[]).iter().copied())
+                    .collect(),
+            ),
         };
         Some(Array { shape, data })
     }

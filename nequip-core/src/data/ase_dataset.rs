@@ -69,18 +69,34 @@ pub fn frame_from_xyz(
     for e in excluded {
         include.remove(e);
     }
-    let mut km: BTreeMap<&str, &str> = [("forces", FORCE_KEY), ("energy", TOTAL_ENERGY_KEY)].into_iter().collect();
+    let mut km: BTreeMap<&str, &str> = [("forces", FORCE_KEY), ("energy", TOTAL_ENERGY_KEY)]
+        .into_iter()
+        .collect();
     km.extend(key_mapping.iter().map(|(a, b)| (a.as_str(), b.as_str())));
     // ASE puts `all_properties` into a SinglePointCalculator; nequip's priority is
     // arrays < info < calculator results
     let mut fields = BTreeMap::new();
     for calc in [false, true] {
         let is_calc = |k: &str| ASE_ALL_PROPERTIES.contains(&k) == calc;
-        for (k, v) in frame.arrays.iter().filter(|(k, _)| is_calc(k) && include.contains(k.as_str())) {
-            fields.insert(km.get(k.as_str()).copied().unwrap_or(k).to_string(), v.clone());
+        for (k, v) in frame
+            .arrays
+            .iter()
+            .filter(|(k, _)| is_calc(k) && include.contains(k.as_str()))
+        {
+            fields.insert(
+                km.get(k.as_str()).copied().unwrap_or(k).to_string(),
+                v.clone(),
+            );
         }
-        for (k, v) in frame.info.iter().filter(|(k, _)| is_calc(k) && include.contains(k.as_str())) {
-            let arr = v.to_array().ok_or_else(|| FrameError::Field { field: k.clone(), msg: "string values cannot be a field".into() })?;
+        for (k, v) in frame
+            .info
+            .iter()
+            .filter(|(k, _)| is_calc(k) && include.contains(k.as_str()))
+        {
+            let arr = v.to_array().ok_or_else(|| FrameError::Field {
+                field: k.clone(),
+                msg: "string values cannot be a field".into(),
+            })?;
             fields.insert(km.get(k.as_str()).copied().unwrap_or(k).to_string(), arr);
         }
     }
@@ -90,10 +106,19 @@ pub fn frame_from_xyz(
             .iter()
             .enumerate()
             .map(|(atom, s)| {
-                atomic_number(s).ok_or_else(|| FrameError::UnknownSpecies { atom, species: format!("`{s}`"), known: "the periodic table".into() })
+                atomic_number(s).ok_or_else(|| FrameError::UnknownSpecies {
+                    atom,
+                    species: format!("`{s}`"),
+                    known: "the periodic table".into(),
+                })
             })
             .collect::<Result<_, _>>()?,
-        (None, None) => return Err(FrameError::Field { field: ATOMIC_NUMBERS_KEY.into(), msg: "no species or Z column".into() }),
+        (None, None) => {
+            return Err(FrameError::Field {
+                field: ATOMIC_NUMBERS_KEY.into(),
+                msg: "no species or Z column".into(),
+            })
+        }
     };
     fields.insert(ATOMIC_NUMBERS_KEY.into(), Array::i64(vec![z.len()], z));
     let mut out = BTreeMap::new();
@@ -101,5 +126,11 @@ pub fn frame_from_xyz(
         let v = cartesian_to_3x3(&k, v)?;
         out.insert(k, v);
     }
-    AtomicData::from_points(frame.positions.clone(), options, Some(frame.cell), Some(frame.pbc), out)
+    AtomicData::from_points(
+        frame.positions.clone(),
+        options,
+        Some(frame.cell),
+        Some(frame.pbc),
+        out,
+    )
 }

@@ -42,13 +42,20 @@ fn default_true() -> bool {
 
 /// `NEQUIP_ERROR_ON_NO_EDGES` (default `true`).
 pub fn default_error_on_no_edges() -> bool {
-    std::env::var("NEQUIP_ERROR_ON_NO_EDGES").map(|v| v.to_lowercase() != "false").unwrap_or(true)
+    std::env::var("NEQUIP_ERROR_ON_NO_EDGES")
+        .map(|v| v.to_lowercase() != "false")
+        .unwrap_or(true)
 }
 
 impl AtomicDataOptions {
     /// Options with this cutoff and nequip's defaults otherwise.
     pub fn new(r_max: f64) -> Self {
-        AtomicDataOptions { r_max, self_interaction: false, strict_self_interaction: true, error_on_no_edges: default_error_on_no_edges() }
+        AtomicDataOptions {
+            r_max,
+            self_interaction: false,
+            strict_self_interaction: true,
+            error_on_no_edges: default_error_on_no_edges(),
+        }
     }
 }
 
@@ -59,7 +66,10 @@ pub struct AtomicData {
 }
 
 fn field_err(field: &str, msg: impl Into<String>) -> FrameError {
-    FrameError::Field { field: field.to_string(), msg: msg.into() }
+    FrameError::Field {
+        field: field.to_string(),
+        msg: msg.into(),
+    }
 }
 
 /// ASE Voigt order (xx, yy, zz, yz, xz, xy) to a symmetric 3×3 matrix.
@@ -101,7 +111,12 @@ impl AtomicData {
         let mut out = BTreeMap::new();
         for (k, mut v) in fields {
             if is_long(&k) && v.dtype() != DType::I64 {
-                v = v.to_i64().ok_or_else(|| field_err(&k, format!("expected integers, got non-integral {} values", v.dtype())))?;
+                v = v.to_i64().ok_or_else(|| {
+                    field_err(
+                        &k,
+                        format!("expected integers, got non-integral {} values", v.dtype()),
+                    )
+                })?;
             }
             // registered float fields given as integers (e.g. `energy=-3` in an extxyz)
             if !is_long(&k) && v.dtype() == DType::I64 && field_kind(&k).is_some() && k != PBC_KEY {
@@ -110,12 +125,18 @@ impl AtomicData {
             if v.shape.is_empty() {
                 v.shape = vec![1];
             }
-            if matches!(field_kind(&k), Some(FieldKind::Node | FieldKind::Edge)) && v.shape.len() == 1 {
+            if matches!(field_kind(&k), Some(FieldKind::Node | FieldKind::Edge))
+                && v.shape.len() == 1
+            {
                 v.shape.push(1);
             }
             if let ArrayData::F64(d) = &v.data {
                 if let Some(index) = d.iter().position(|x| !x.is_finite()) {
-                    return Err(FrameError::NonFinite { field: k.clone(), value: d[index], index });
+                    return Err(FrameError::NonFinite {
+                        field: k.clone(),
+                        value: d[index],
+                        index,
+                    });
                 }
             }
             out.insert(k, v);
@@ -126,17 +147,35 @@ impl AtomicData {
     }
 
     fn validate(&self) -> Result<(), FrameError> {
-        let pos = self.fields.get(POSITIONS_KEY).ok_or_else(|| field_err(POSITIONS_KEY, "missing"))?;
+        let pos = self
+            .fields
+            .get(POSITIONS_KEY)
+            .ok_or_else(|| field_err(POSITIONS_KEY, "missing"))?;
         if pos.shape.len() != 2 || pos.shape[1] != 3 || pos.dtype() != DType::F64 {
-            return Err(field_err(POSITIONS_KEY, format!("expected float [N, 3], got {} {:?}", pos.dtype(), pos.shape)));
+            return Err(field_err(
+                POSITIONS_KEY,
+                format!("expected float [N, 3], got {} {:?}", pos.dtype(), pos.shape),
+            ));
         }
-        let ei = self.fields.get(EDGE_INDEX_KEY).ok_or_else(|| field_err(EDGE_INDEX_KEY, "missing"))?;
+        let ei = self
+            .fields
+            .get(EDGE_INDEX_KEY)
+            .ok_or_else(|| field_err(EDGE_INDEX_KEY, "missing"))?;
         if ei.shape.len() != 2 || ei.shape[0] != 2 {
-            return Err(field_err(EDGE_INDEX_KEY, format!("expected [2, E], got {:?}", ei.shape)));
+            return Err(field_err(
+                EDGE_INDEX_KEY,
+                format!("expected [2, E], got {:?}", ei.shape),
+            ));
         }
         let (n, e) = (pos.shape[0], ei.shape[1]);
-        if let Some(bad) = ei.as_i64().and_then(|v| v.iter().find(|&&x| x < 0 || x as usize >= n)) {
-            return Err(field_err(EDGE_INDEX_KEY, format!("index {bad} out of range for {n} atoms")));
+        if let Some(bad) = ei
+            .as_i64()
+            .and_then(|v| v.iter().find(|&&x| x < 0 || x as usize >= n))
+        {
+            return Err(field_err(
+                EDGE_INDEX_KEY,
+                format!("index {bad} out of range for {n} atoms"),
+            ));
         }
         if self.fields.contains_key(EDGE_CELL_SHIFT_KEY) && !self.fields.contains_key(CELL_KEY) {
             return Err(field_err(EDGE_CELL_SHIFT_KEY, "given without `cell`"));
@@ -145,23 +184,43 @@ impl AtomicData {
         for (k, v) in &self.fields {
             match field_kind(k) {
                 Some(FieldKind::Node) if v.shape[0] != n => {
-                    return Err(field_err(k, format!("is a node field but has shape {:?} for {n} atoms", v.shape)))
+                    return Err(field_err(
+                        k,
+                        format!("is a node field but has shape {:?} for {n} atoms", v.shape),
+                    ))
                 }
                 Some(FieldKind::Edge) if v.shape[0] != e => {
-                    return Err(field_err(k, format!("is an edge field but has shape {:?} for {e} edges", v.shape)))
+                    return Err(field_err(
+                        k,
+                        format!("is an edge field but has shape {:?} for {e} edges", v.shape),
+                    ))
                 }
                 _ => {}
             }
         }
         if let Some(cell) = self.fields.get(CELL_KEY) {
-            let ok = if batched { cell.shape.len() == 3 && cell.shape[1..] == [3, 3] } else { cell.shape == [3, 3] };
+            let ok = if batched {
+                cell.shape.len() == 3 && cell.shape[1..] == [3, 3]
+            } else {
+                cell.shape == [3, 3]
+            };
             if !ok || cell.dtype() != DType::F64 {
-                return Err(field_err(CELL_KEY, format!("expected float [3, 3], got {} {:?}", cell.dtype(), cell.shape)));
+                return Err(field_err(
+                    CELL_KEY,
+                    format!(
+                        "expected float [3, 3], got {} {:?}",
+                        cell.dtype(),
+                        cell.shape
+                    ),
+                ));
             }
         }
         if let Some(pbc) = self.fields.get(PBC_KEY) {
             if pbc.dtype() != DType::Bool || pbc.shape.last() != Some(&3) {
-                return Err(field_err(PBC_KEY, format!("expected bool [3], got {} {:?}", pbc.dtype(), pbc.shape)));
+                return Err(field_err(
+                    PBC_KEY,
+                    format!("expected bool [3], got {} {:?}", pbc.dtype(), pbc.shape),
+                ));
             }
         }
         Ok(())
@@ -177,31 +236,48 @@ impl AtomicData {
         pbc: Option<[bool; 3]>,
         mut extra: BTreeMap<String, Array>,
     ) -> Result<Self, FrameError> {
-        if pos.len() % 3 != 0 {
-            return Err(field_err(POSITIONS_KEY, format!("{} values is not a multiple of 3", pos.len())));
+        if !pos.chunks_exact(3).remainder().is_empty() {
+            return Err(field_err(
+                POSITIONS_KEY,
+                format!("{} values is not a multiple of 3", pos.len()),
+            ));
         }
         let pbc = match (pbc, &cell) {
             (Some(p), _) => p,
             (None, None) => [false; 3],
-            (None, Some(_)) => return Err(field_err(PBC_KEY, "a cell was provided, but pbc weren't; please provide pbc explicitly")),
+            (None, Some(_)) => {
+                return Err(field_err(
+                    PBC_KEY,
+                    "a cell was provided, but pbc weren't; please provide pbc explicitly",
+                ))
+            }
         };
         let cell = cell.unwrap_or([[0.0; 3]; 3]);
         let xyz: Vec<[f64; 3]> = pos.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
         let include_self = options.self_interaction && options.strict_self_interaction;
         let nl = neighbor_list(&xyz, Some(&cell), pbc, options.r_max, include_self)?;
         if nl.is_empty() && options.error_on_no_edges && !options.self_interaction {
-            return Err(FrameError::NoEdges { r_max: options.r_max });
+            return Err(FrameError::NoEdges {
+                r_max: options.r_max,
+            });
         }
         let e = nl.len();
         let mut ei = Vec::with_capacity(2 * e);
         ei.extend(nl.centers.iter().map(|&i| i as i64));
         ei.extend(nl.neighbors.iter().map(|&j| j as i64));
-        let shifts: Vec<f64> = nl.shifts.iter().flat_map(|s| s.iter().map(|&x| x as f64)).collect();
+        let shifts: Vec<f64> = nl
+            .shifts
+            .iter()
+            .flat_map(|s| s.iter().map(|&x| x as f64))
+            .collect();
         let n = xyz.len();
         extra.insert(POSITIONS_KEY.into(), Array::f64(vec![n, 3], pos));
         extra.insert(EDGE_INDEX_KEY.into(), Array::i64(vec![2, e], ei));
         extra.insert(EDGE_CELL_SHIFT_KEY.into(), Array::f64(vec![e, 3], shifts));
-        extra.insert(CELL_KEY.into(), Array::f64(vec![3, 3], cell.iter().flatten().copied().collect()));
+        extra.insert(
+            CELL_KEY.into(),
+            Array::f64(vec![3, 3], cell.iter().flatten().copied().collect()),
+        );
         extra.insert(PBC_KEY.into(), Array::bool(vec![3], pbc.to_vec()));
         AtomicData::new(extra)
     }
@@ -236,15 +312,24 @@ impl AtomicData {
     }
     /// Number of edges.
     pub fn num_edges(&self) -> usize {
-        self.fields.get(EDGE_INDEX_KEY).map_or(0, |e| e.shape.get(1).copied().unwrap_or(0))
+        self.fields
+            .get(EDGE_INDEX_KEY)
+            .map_or(0, |e| e.shape.get(1).copied().unwrap_or(0))
     }
     /// Positions, `[N, 3]` row-major.
     pub fn pos(&self) -> &[f64] {
-        self.fields.get(POSITIONS_KEY).and_then(|p| p.as_f64()).unwrap_or(&[])
+        self.fields
+            .get(POSITIONS_KEY)
+            .and_then(|p| p.as_f64())
+            .unwrap_or(&[])
     }
     /// `(centres, neighbours)` of the edges.
     pub fn edge_index(&self) -> (&[i64], &[i64]) {
-        let ei = self.fields.get(EDGE_INDEX_KEY).and_then(|e| e.as_i64()).unwrap_or(&[]);
+        let ei = self
+            .fields
+            .get(EDGE_INDEX_KEY)
+            .and_then(|e| e.as_i64())
+            .unwrap_or(&[]);
         ei.split_at(ei.len() / 2)
     }
 
@@ -253,7 +338,10 @@ impl AtomicData {
     pub fn edge_vectors(&self) -> Vec<[f64; 3]> {
         let pos = self.pos();
         let (c, nb) = self.edge_index();
-        let shifts = self.fields.get(EDGE_CELL_SHIFT_KEY).and_then(|s| s.as_f64());
+        let shifts = self
+            .fields
+            .get(EDGE_CELL_SHIFT_KEY)
+            .and_then(|s| s.as_f64());
         let cells = self.fields.get(CELL_KEY).and_then(|s| s.as_f64());
         let batch = self.fields.get(BATCH_KEY).and_then(|b| b.as_i64());
         (0..c.len())
@@ -277,12 +365,18 @@ impl AtomicData {
 
     /// All fields as CPU tensors (float64 / int64 / bool): the model input.
     pub fn to_dict(&self) -> AtomicDataDict {
-        self.fields.iter().map(|(k, v)| (k.clone(), v.to_tensor())).collect()
+        self.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_tensor()))
+            .collect()
     }
 
     /// Copies a dict of CPU tensors back (no validation).
     pub fn from_dict(dict: &AtomicDataDict) -> Result<Self, tch::TchError> {
-        let fields = dict.iter().map(|(k, t)| Ok((k.clone(), Array::from_tensor(t)?))).collect::<Result<_, tch::TchError>>()?;
+        let fields = dict
+            .iter()
+            .map(|(k, t)| Ok((k.clone(), Array::from_tensor(t)?)))
+            .collect::<Result<_, tch::TchError>>()?;
         Ok(AtomicData { fields })
     }
 }

@@ -17,7 +17,11 @@ const MAGIC: &[u8; 8] = b"NQRSDAT1";
 
 /// What identifies a processed dataset: dataset kind, its options (as JSON), the float dtype and
 /// the nequip-rs version.
-pub fn processed_dir(root: &Path, kind: &str, options: &serde_json::Value) -> (PathBuf, serde_json::Value) {
+pub fn processed_dir(
+    root: &Path,
+    kind: &str,
+    options: &serde_json::Value,
+) -> (PathBuf, serde_json::Value) {
     let params = serde_json::json!({
         "dataset": kind,
         "options": options,
@@ -33,7 +37,11 @@ pub fn processed_dir(root: &Path, kind: &str, options: &serde_json::Value) -> (P
 pub fn source_stamp(path: &Path) -> (u64, u128) {
     std::fs::metadata(path)
         .map(|m| {
-            let t = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+            let t = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
             (m.len(), t)
         })
         .unwrap_or((0, 0))
@@ -92,17 +100,26 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len()).ok_or("truncated")?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or("truncated")?;
         let s = &self.b[self.at..end];
         self.at = end;
         Ok(s)
     }
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| "truncated")?))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().map_err(|_| "truncated")?,
+        ))
     }
     fn len(&mut self) -> Result<usize, String> {
         let n = self.u64()?;
-        usize::try_from(n).ok().filter(|&n| n <= self.b.len()).ok_or_else(|| format!("implausible length {n}"))
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= self.b.len())
+            .ok_or_else(|| format!("implausible length {n}"))
     }
 }
 
@@ -122,7 +139,10 @@ pub fn decode(bytes: &[u8], stamp: (u64, u128)) -> Result<Processed, String> {
         return Err("the raw data file changed since it was processed".into());
     }
     let n = r.len()?;
-    let mut out = Processed { frames: Vec::with_capacity(n), frame_ids: Vec::with_capacity(n) };
+    let mut out = Processed {
+        frames: Vec::with_capacity(n),
+        frame_ids: Vec::with_capacity(n),
+    };
     for _ in 0..n {
         out.frame_ids.push(r.len()?);
         let nf = r.len()?;
@@ -133,10 +153,26 @@ pub fn decode(bytes: &[u8], stamp: (u64, u128)) -> Result<Processed, String> {
             let tag = r.take(1)?[0];
             let nd = r.len()?;
             let shape = (0..nd).map(|_| r.len()).collect::<Result<Vec<_>, _>>()?;
-            let numel: usize = shape.iter().product();
+            let numel = shape
+                .iter()
+                .try_fold(1usize, |a, &b| a.checked_mul(b))
+                .filter(|&n| n <= body.len())
+                .ok_or("implausible shape")?;
             let a = match tag {
-                0 => Array::f64(shape, r.take(numel * 8)?.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect()),
-                1 => Array::i64(shape, r.take(numel * 8)?.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect()),
+                0 => Array::f64(
+                    shape,
+                    r.take(numel * 8)?
+                        .chunks_exact(8)
+                        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                        .collect(),
+                ),
+                1 => Array::i64(
+                    shape,
+                    r.take(numel * 8)?
+                        .chunks_exact(8)
+                        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                        .collect(),
+                ),
                 2 => Array::bool(shape, r.take(numel)?.iter().map(|&x| x != 0).collect()),
                 t => return Err(format!("bad dtype tag {t}")),
             };
@@ -154,7 +190,9 @@ pub fn decode(bytes: &[u8], stamp: (u64, u128)) -> Result<Processed, String> {
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("data");
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -175,7 +213,10 @@ pub fn load(dir: &Path, stamp: (u64, u128)) -> Option<Processed> {
     match decode(&bytes, stamp) {
         Ok(p) => Some(p),
         Err(why) => {
-            eprintln!("warning: processed dataset cache {} is unusable ({why}); rebuilding it", path.display());
+            eprintln!(
+                "warning: processed dataset cache {} is unusable ({why}); rebuilding it",
+                path.display()
+            );
             None
         }
     }
@@ -184,10 +225,18 @@ pub fn load(dir: &Path, stamp: (u64, u128)) -> Option<Processed> {
 /// Stores processed frames and their parameters; failures only warn (the data is still usable).
 pub fn store(dir: &Path, params: &serde_json::Value, p: &Processed, stamp: (u64, u128)) {
     let result = std::fs::create_dir_all(dir).and_then(|_| {
-        atomic_write(&dir.join("params.json"), serde_json::to_string_pretty(params).unwrap_or_default().as_bytes())?;
+        atomic_write(
+            &dir.join("params.json"),
+            serde_json::to_string_pretty(params)
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
         atomic_write(&dir.join("data.bin"), &encode(p, stamp))
     });
     if let Err(e) = result {
-        eprintln!("warning: cannot write the processed dataset cache {}: {e}", dir.display());
+        eprintln!(
+            "warning: cannot write the processed dataset cache {}: {e}",
+            dir.display()
+        );
     }
 }

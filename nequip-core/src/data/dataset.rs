@@ -33,12 +33,23 @@ pub struct InMemoryDataset {
 
 impl InMemoryDataset {
     /// Type-maps processed frames.
-    pub fn from_processed(p: Processed, type_mapper: &TypeMapper, file_name: &str, r_max: f64) -> Result<Self, DataError> {
+    pub fn from_processed(
+        p: Processed,
+        type_mapper: &TypeMapper,
+        file_name: &str,
+        r_max: f64,
+    ) -> Result<Self, DataError> {
         let mut frames = p.frames;
         for (f, &id) in frames.iter_mut().zip(&p.frame_ids) {
             type_mapper.apply(f, true).in_frame(file_name, id)?;
         }
-        Ok(InMemoryDataset { frames, frame_ids: p.frame_ids, type_mapper: type_mapper.clone(), file_name: file_name.into(), r_max })
+        Ok(InMemoryDataset {
+            frames,
+            frame_ids: p.frame_ids,
+            type_mapper: type_mapper.clone(),
+            file_name: file_name.into(),
+            r_max,
+        })
     }
     /// Number of frames.
     pub fn len(&self) -> usize {
@@ -57,24 +68,39 @@ impl InMemoryDataset {
 }
 
 fn file_error_if_missing(path: &Path) -> Result<(), DataError> {
-    std::fs::metadata(path).map(|_| ()).map_err(|source| DataError::Io { file: path.display().to_string(), source })
+    std::fs::metadata(path)
+        .map(|_| ())
+        .map_err(|source| DataError::Io {
+            file: path.display().to_string(),
+            source,
+        })
 }
 
 /// Checks `r_max` before any work.
 fn check_r_max(o: &AtomicDataOptions) -> Result<(), DataError> {
     if !(o.r_max.is_finite() && o.r_max > 0.0) {
-        return Err(DataError::option("r_max", format!("must be a positive finite number, got {}", o.r_max)));
+        return Err(DataError::option(
+            "r_max",
+            format!("must be a positive finite number, got {}", o.r_max),
+        ));
     }
     Ok(())
 }
 
 /// Which file frames to process: `include_frames` (checked) or all.
-fn frame_selection(include: &Option<Vec<usize>>, n_frames: usize, file: &str) -> Result<Vec<usize>, DataError> {
+fn frame_selection(
+    include: &Option<Vec<usize>>,
+    n_frames: usize,
+    file: &str,
+) -> Result<Vec<usize>, DataError> {
     match include {
         None => Ok((0..n_frames).collect()),
         Some(ids) => {
             if let Some(bad) = ids.iter().find(|&&i| i >= n_frames) {
-                return Err(DataError::option("include_frames", format!("frame {bad} is out of range: {file} has {n_frames} frames")));
+                return Err(DataError::option(
+                    "include_frames",
+                    format!("frame {bad} is out of range: {file} has {n_frames} frames"),
+                ));
             }
             Ok(ids.clone())
         }
@@ -93,7 +119,12 @@ fn cached(
 ) -> Result<Processed, DataError> {
     file_error_if_missing(raw)?;
     let Some(root) = root else { return process() };
-    let opts = serde_json::to_value(options).map_err(|e| DataError::option(kind, e.to_string()))?;
+    let mut opts =
+        serde_json::to_value(options).map_err(|e| DataError::option(kind, e.to_string()))?;
+    // the same relative file name from another directory is another file
+    if let (Some(map), Ok(abs)) = (opts.as_object_mut(), std::fs::canonicalize(raw)) {
+        map.insert("source_path".into(), abs.display().to_string().into());
+    }
     let (dir, params) = cache::processed_dir(root, kind, &opts);
     let stamp = cache::source_stamp(raw);
     if let Some(p) = cache::load(&dir, stamp) {
@@ -115,28 +146,49 @@ fn check_species(p: &Processed, type_mapper: &TypeMapper, file: &str) -> Result<
     Ok(())
 }
 
+/// Called as `progress(frames_done, frames_total)` while frames are processed (not when they
+/// come from the cache), e.g. to drive a progress bar.
+pub type Progress<'a> = Option<&'a dyn Fn(usize, usize)>;
+
 /// Per-frame rows of a fields dict to frames (nequip's `process` for dict data).
 pub(crate) fn frames_from_fields(
     fields: &BTreeMap<String, Array>,
     ids: &[usize],
     options: &AtomicDataOptions,
     file: &str,
+    progress: Progress<'_>,
 ) -> Result<Processed, DataError> {
     let mut frames = Vec::with_capacity(ids.len());
-    for &id in ids {
-        let mut row: BTreeMap<String, Array> = fields.iter().map(|(k, v)| (k.clone(), v.index0(id))).collect();
+    for (done, &id) in ids.iter().enumerate() {
+        if let Some(p) = progress {
+            p(done, ids.len());
+        }
+        let mut row: BTreeMap<String, Array> = fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.index0(id)))
+            .collect();
         let frame = if row.contains_key(EDGE_INDEX_KEY) {
             AtomicData::new(row)
         } else {
             (|| {
-                let pos = row.remove(POSITIONS_KEY).map(|p| p.to_f64_vec()).unwrap_or_default();
+                let pos = row
+                    .remove(POSITIONS_KEY)
+                    .map(|p| p.to_f64_vec())
+                    .unwrap_or_default();
                 let cell = match row.remove(CELL_KEY) {
                     None => None,
                     Some(c) if c.numel() == 9 => {
                         let v = c.to_f64_vec();
-                        Some(std::array::from_fn(|r| [v[3 * r], v[3 * r + 1], v[3 * r + 2]]))
+                        Some(std::array::from_fn(|r| {
+                            [v[3 * r], v[3 * r + 1], v[3 * r + 2]]
+                        }))
                     }
-                    Some(c) => return Err(FrameError::Field { field: CELL_KEY.into(), msg: format!("expected [3, 3], got {:?}", c.shape) }),
+                    Some(c) => {
+                        return Err(FrameError::Field {
+                            field: CELL_KEY.into(),
+                            msg: format!("expected [3, 3], got {:?}", c.shape),
+                        })
+                    }
                 };
                 let pbc = match row.remove(PBC_KEY) {
                     None => None,
@@ -145,7 +197,12 @@ pub(crate) fn frames_from_fields(
                         match v.len() {
                             1 => Some([v[0] != 0.0; 3]),
                             3 => Some([v[0] != 0.0, v[1] != 0.0, v[2] != 0.0]),
-                            _ => return Err(FrameError::Field { field: PBC_KEY.into(), msg: format!("expected 3 booleans, got shape {:?}", p.shape) }),
+                            _ => {
+                                return Err(FrameError::Field {
+                                    field: PBC_KEY.into(),
+                                    msg: format!("expected 3 booleans, got shape {:?}", p.shape),
+                                })
+                            }
                         }
                     }
                 };
@@ -154,7 +211,13 @@ pub(crate) fn frames_from_fields(
         };
         frames.push(frame.in_frame(file, id)?);
     }
-    Ok(Processed { frames, frame_ids: ids.to_vec() })
+    if let Some(p) = progress {
+        p(ids.len(), ids.len());
+    }
+    Ok(Processed {
+        frames,
+        frame_ids: ids.to_vec(),
+    })
 }
 
 /// The `npz` dataset.
@@ -162,14 +225,35 @@ pub struct NpzDataset;
 
 impl NpzDataset {
     /// Loads (or reuses the cache in `root`) and type-maps an npz file.
-    pub fn load(o: &NpzOptions, type_mapper: &TypeMapper, root: Option<&Path>) -> Result<InMemoryDataset, DataError> {
+    pub fn load(
+        o: &NpzOptions,
+        type_mapper: &TypeMapper,
+        root: Option<&Path>,
+    ) -> Result<InMemoryDataset, DataError> {
+        Self::load_with_progress(o, type_mapper, root, None)
+    }
+
+    /// [`NpzDataset::load`] reporting progress.
+    pub fn load_with_progress(
+        o: &NpzOptions,
+        type_mapper: &TypeMapper,
+        root: Option<&Path>,
+        progress: Progress<'_>,
+    ) -> Result<InMemoryDataset, DataError> {
         check_r_max(&o.atomic_data_options)?;
         let file = o.file_name.display().to_string();
-        let p = cached(root, "npz", o, &o.file_name, || {
-            let (fields, n) = npz_fields(o)?;
-            let ids = frame_selection(&o.include_frames, n, &file)?;
-            frames_from_fields(&fields, &ids, &o.atomic_data_options, &file)
-        }, |p| check_species(p, type_mapper, &file))?;
+        let p = cached(
+            root,
+            "npz",
+            o,
+            &o.file_name,
+            || {
+                let (fields, n) = npz_fields(o)?;
+                let ids = frame_selection(&o.include_frames, n, &file)?;
+                frames_from_fields(&fields, &ids, &o.atomic_data_options, &file, progress)
+            },
+            |p| check_species(p, type_mapper, &file),
+        )?;
         InMemoryDataset::from_processed(p, type_mapper, &file, o.atomic_data_options.r_max)
     }
 }
@@ -179,25 +263,91 @@ pub struct AseDataset;
 
 impl AseDataset {
     /// Loads (or reuses the cache in `root`) and type-maps an extended XYZ file.
-    pub fn load(o: &AseOptions, type_mapper: &TypeMapper, root: Option<&Path>) -> Result<InMemoryDataset, DataError> {
+    pub fn load(
+        o: &AseOptions,
+        type_mapper: &TypeMapper,
+        root: Option<&Path>,
+    ) -> Result<InMemoryDataset, DataError> {
+        Self::load_with_progress(o, type_mapper, root, None)
+    }
+
+    /// [`AseDataset::load`] reporting progress.
+    pub fn load_with_progress(
+        o: &AseOptions,
+        type_mapper: &TypeMapper,
+        root: Option<&Path>,
+        progress: Progress<'_>,
+    ) -> Result<InMemoryDataset, DataError> {
         check_r_max(&o.atomic_data_options)?;
         if let Some(fmt) = o.ase_args.as_ref().and_then(|a| a.get("format")) {
             if !matches!(fmt.as_str(), Some("extxyz" | "xyz")) {
-                return Err(DataError::option("ase_args", format!("format {fmt:?} is not supported; only extxyz")));
+                return Err(DataError::option(
+                    "ase_args",
+                    format!("format {fmt:?} is not supported; only extxyz"),
+                ));
             }
         }
         let file = o.file_name.display().to_string();
-        let p = cached(root, "ase", o, &o.file_name, || {
-            let xyz = read_extxyz(&o.file_name)?;
-            let ids = frame_selection(&o.include_frames, xyz.len(), &file)?;
-            let km = o.key_mapping.clone().unwrap_or_default();
-            let inc = o.include_keys.clone().unwrap_or_default();
-            let frames = ids
-                .iter()
-                .map(|&id| frame_from_xyz(&xyz[id], &km, &inc, &o.atomic_data_options).in_frame(&file, id))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Processed { frames, frame_ids: ids })
-        }, |p| check_species(p, type_mapper, &file))?;
+        let p = cached(
+            root,
+            "ase",
+            o,
+            &o.file_name,
+            || {
+                let xyz = read_extxyz(&o.file_name)?;
+                let ids = frame_selection(&o.include_frames, xyz.len(), &file)?;
+                let km = o.key_mapping.clone().unwrap_or_default();
+                let inc = o.include_keys.clone().unwrap_or_default();
+                let mut frames = Vec::with_capacity(ids.len());
+                for (done, &id) in ids.iter().enumerate() {
+                    if let Some(p) = progress {
+                        p(done, ids.len());
+                    }
+                    frames.push(
+                        frame_from_xyz(&xyz[id], &km, &inc, &o.atomic_data_options)
+                            .in_frame(&file, id)?,
+                    );
+                }
+                if let Some(p) = progress {
+                    p(ids.len(), ids.len());
+                }
+                Ok(Processed {
+                    frames,
+                    frame_ids: ids,
+                })
+            },
+            |p| check_species(p, type_mapper, &file),
+        )?;
         InMemoryDataset::from_processed(p, type_mapper, &file, o.atomic_data_options.r_max)
+    }
+}
+
+/// Loads a dataset by nequip's class name, matched case-insensitively with or without the
+/// `Dataset` suffix (`npz`, `NpzDataset`, `ase`, `ASEDataset`), from its options (the
+/// `dataset_*` keys with the prefix removed, plus `AtomicData_options`).
+pub fn load_dataset(
+    name: &str,
+    options: serde_yaml::Value,
+    type_mapper: &TypeMapper,
+    root: Option<&Path>,
+) -> Result<InMemoryDataset, DataError> {
+    let key = name.to_lowercase();
+    let key = key.strip_suffix("dataset").unwrap_or(&key);
+    let parse_err = |e: serde_yaml::Error| DataError::option(name, e.to_string());
+    match key {
+        "npz" => NpzDataset::load(
+            &serde_yaml::from_value(options).map_err(parse_err)?,
+            type_mapper,
+            root,
+        ),
+        "ase" => AseDataset::load(
+            &serde_yaml::from_value(options).map_err(parse_err)?,
+            type_mapper,
+            root,
+        ),
+        _ => Err(DataError::option(
+            "dataset",
+            format!("unknown dataset `{name}`; known: ase, npz"),
+        )),
     }
 }

@@ -12,13 +12,21 @@ pub enum FrameError {
     Field { field: String, msg: String },
     /// NaN or infinity in positions, cell or labels.
     #[error("field `{field}`: non-finite value ({value}) at index {index}")]
-    NonFinite { field: String, value: f64, index: usize },
+    NonFinite {
+        field: String,
+        value: f64,
+        index: usize,
+    },
     /// A cell that spans no volume along its periodic directions.
     #[error("field `cell`: zero-volume cell ({detail}) with pbc {pbc:?}")]
     DegenerateCell { detail: String, pbc: [bool; 3] },
     /// An atomic number (or symbol) outside the type mapping.
     #[error("field `atomic_numbers`: atom {atom}: unknown species {species} (the type mapping knows {known})")]
-    UnknownSpecies { atom: usize, species: String, known: String },
+    UnknownSpecies {
+        atom: usize,
+        species: String,
+        known: String,
+    },
     /// No edge left after removing self edges (nequip's `NEQUIP_ERROR_ON_NO_EDGES`).
     #[error("field `edge_index`: every single atom has no neighbors within the cutoff r_max={r_max} (after eliminating self edges, no edges remain in this system); set `error_on_no_edges: false` (or NEQUIP_ERROR_ON_NO_EDGES=false) to allow such frames")]
     NoEdges { r_max: f64 },
@@ -47,19 +55,44 @@ pub enum DataError {
     },
     /// A required key (array, column, info entry) is absent.
     #[error("{file}: missing key `{key}` (found: {available})")]
-    MissingKey { file: String, key: String, available: String },
+    MissingKey {
+        file: String,
+        key: String,
+        available: String,
+    },
     /// A key's array has the wrong shape.
     #[error("{file}: key `{key}` has shape {shape:?}, expected {expected}")]
-    Shape { file: String, key: String, shape: Vec<usize>, expected: String },
+    Shape {
+        file: String,
+        key: String,
+        shape: Vec<usize>,
+        expected: String,
+    },
     /// A key's array has an unusable dtype.
     #[error("{file}: key `{key}` has dtype {found}, expected {expected}")]
-    DType { file: String, key: String, found: String, expected: String },
+    DType {
+        file: String,
+        key: String,
+        found: String,
+        expected: String,
+    },
     /// Per-frame arrays with different frame counts.
     #[error("{file}: ragged frames: key `{key}` has {found} frames but key `{reference}` has {expected}")]
-    Ragged { file: String, key: String, found: usize, reference: String, expected: usize },
+    Ragged {
+        file: String,
+        key: String,
+        found: usize,
+        reference: String,
+        expected: usize,
+    },
     /// An unparsable line of a text file.
     #[error("{file}: line {line}: frame {frame}: {msg}")]
-    Parse { file: String, line: usize, frame: usize, msg: String },
+    Parse {
+        file: String,
+        line: usize,
+        frame: usize,
+        msg: String,
+    },
     /// A malformed container (bad zip / npy header / cache file).
     #[error("{file}: {msg}")]
     Format { file: String, msg: String },
@@ -74,11 +107,17 @@ pub enum DataError {
 impl DataError {
     /// Shorthand for [`DataError::Option`].
     pub fn option(option: &str, msg: impl Into<String>) -> Self {
-        DataError::Option { option: option.to_string(), msg: msg.into() }
+        DataError::Option {
+            option: option.to_string(),
+            msg: msg.into(),
+        }
     }
     /// Shorthand for [`DataError::Format`].
     pub fn format(file: &str, msg: impl Into<String>) -> Self {
-        DataError::Format { file: file.to_string(), msg: msg.into() }
+        DataError::Format {
+            file: file.to_string(),
+            msg: msg.into(),
+        }
     }
 }
 
@@ -89,6 +128,10 @@ pub(crate) trait InFrame<T> {
 
 impl<T> InFrame<T> for Result<T, FrameError> {
     fn in_frame(self, file: &str, frame: usize) -> Result<T, DataError> {
-        self.map_err(|source| DataError::Frame { file: file.to_string(), frame, source })
+        self.map_err(|source| DataError::Frame {
+            file: file.to_string(),
+            frame,
+            source,
+        })
     }
 }

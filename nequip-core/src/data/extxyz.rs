@@ -102,13 +102,24 @@ pub fn split_key_values(line: &str) -> Result<Vec<(String, String)>, String> {
         } {
             delim = Some(close);
         } else if ch.is_whitespace() {
-            let last = pairs.last().map(|p| p.len() == 1 && p[0].is_empty()).unwrap_or(true);
-            let last_part_empty = pairs.last().and_then(|p| p.last()).map(|s| s.is_empty()).unwrap_or(true);
+            let last = pairs
+                .last()
+                .map(|p| p.len() == 1 && p[0].is_empty())
+                .unwrap_or(true);
+            let last_part_empty = pairs
+                .last()
+                .and_then(|p| p.last())
+                .map(|s| s.is_empty())
+                .unwrap_or(true);
             if !(last || last_part_empty) {
                 pairs.push(vec![String::new()]);
             }
         } else if ch == '=' {
-            if pairs.last().is_some_and(|p| p.len() == 1 && p[0].is_empty()) && pairs.len() > 1 {
+            if pairs
+                .last()
+                .is_some_and(|p| p.len() == 1 && p[0].is_empty())
+                && pairs.len() > 1
+            {
                 pairs.pop();
             }
             if let Some(p) = pairs.last_mut() {
@@ -146,13 +157,32 @@ pub fn parse_value(key: &str, raw: &str) -> Result<InfoValue, String> {
     if key.to_lowercase() == "uid" {
         return Ok(InfoValue::Str(raw.to_string()));
     }
-    let parts: Vec<&str> = raw.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()).collect();
+    let parts: Vec<&str> = raw
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .collect();
     let ints: Option<Vec<i64>> = parts.iter().map(|s| s.parse::<i64>().ok()).collect();
     let floats: Option<Vec<f64>> = parts.iter().map(|s| s.parse::<f64>().ok()).collect();
     let value = match (ints, floats) {
-        (Some(v), _) if !v.is_empty() => if v.len() == 1 { InfoValue::Int(v[0]) } else { InfoValue::Ints(v) },
-        (_, Some(v)) if !v.is_empty() => if v.len() == 1 { InfoValue::Float(v[0]) } else { InfoValue::Floats(v) },
-        _ => match parts.iter().map(|s| parse_bool(s)).collect::<Option<Vec<bool>>>() {
+        (Some(v), _) if !v.is_empty() => {
+            if v.len() == 1 {
+                InfoValue::Int(v[0])
+            } else {
+                InfoValue::Ints(v)
+            }
+        }
+        (_, Some(v)) if !v.is_empty() => {
+            if v.len() == 1 {
+                InfoValue::Float(v[0])
+            } else {
+                InfoValue::Floats(v)
+            }
+        }
+        _ => match parts
+            .iter()
+            .map(|s| parse_bool(s))
+            .collect::<Option<Vec<bool>>>()
+        {
             Some(b) if b.len() == 1 => InfoValue::Bool(b[0]),
             Some(b) if !b.is_empty() => InfoValue::Bools(b),
             _ => InfoValue::Str(raw.to_string()),
@@ -165,7 +195,9 @@ pub fn parse_value(key: &str, raw: &str) -> Result<InfoValue, String> {
             _ => vec![],
         };
         if nums.len() != 9 {
-            return Err(format!("`{key}` must be 9 numbers (a 3×3 matrix), got `{raw}`"));
+            return Err(format!(
+                "`{key}` must be 9 numbers (a 3×3 matrix), got `{raw}`"
+            ));
         }
         // ASE reshapes in Fortran order
         let m: [f64; 9] = std::array::from_fn(|k| nums[(k % 3) * 3 + k / 3]);
@@ -185,8 +217,10 @@ enum ColType {
 /// Parses a `Properties` string into `(name, type, columns)`.
 fn parse_properties(s: &str) -> Result<Vec<(String, ColType, usize)>, String> {
     let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() % 3 != 0 {
-        return Err(format!("`Properties={s}` is not a list of name:type:columns triples"));
+    if !parts.chunks_exact(3).remainder().is_empty() {
+        return Err(format!(
+            "`Properties={s}` is not a list of name:type:columns triples"
+        ));
     }
     parts
         .chunks(3)
@@ -196,9 +230,16 @@ fn parse_properties(s: &str) -> Result<Vec<(String, ColType, usize)>, String> {
                 "I" => ColType::Int,
                 "S" => ColType::Str,
                 "L" => ColType::Logical,
-                other => return Err(format!("unknown property type `{other}` of `{}` in Properties", c[0])),
+                other => {
+                    return Err(format!(
+                        "unknown property type `{other}` of `{}` in Properties",
+                        c[0]
+                    ))
+                }
             };
-            let n: usize = c[2].parse().map_err(|_| format!("bad column count `{}` of `{}` in Properties", c[2], c[0]))?;
+            let n: usize = c[2]
+                .parse()
+                .map_err(|_| format!("bad column count `{}` of `{}` in Properties", c[2], c[0]))?;
             if n == 0 {
                 return Err(format!("zero columns for `{}` in Properties", c[0]));
             }
@@ -210,7 +251,10 @@ fn parse_properties(s: &str) -> Result<Vec<(String, ColType, usize)>, String> {
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
-        Some(f) => f.to_uppercase().chain(c.flat_map(|x| x.to_lowercase())).collect(),
+        Some(f) => f
+            .to_uppercase()
+            .chain(c.flat_map(|x| x.to_lowercase()))
+            .collect(),
         None => String::new(),
     }
 }
@@ -218,7 +262,10 @@ fn capitalize(s: &str) -> String {
 /// Reads every frame of an extended XYZ file.
 pub fn read_extxyz(path: &Path) -> Result<Vec<XyzFrame>, DataError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io { file: file.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        file: file.clone(),
+        source,
+    })?;
     parse_extxyz(&text, &file)
 }
 
@@ -232,9 +279,21 @@ pub fn parse_extxyz(text: &str, file: &str) -> Result<Vec<XyzFrame>, DataError> 
             break;
         }
         let frame = frames.len();
-        let err = |line: usize, msg: String| DataError::Parse { file: file.to_string(), line: line + 1, frame, msg };
-        let natoms: usize = lines[l].trim().parse().map_err(|_| err(l, format!("expected the number of atoms, got `{}`", lines[l].trim())))?;
-        let comment = lines.get(l + 1).ok_or_else(|| err(l + 1, "missing comment line (end of file)".into()))?;
+        let err = |line: usize, msg: String| DataError::Parse {
+            file: file.to_string(),
+            line: line + 1,
+            frame,
+            msg,
+        };
+        let natoms: usize = lines[l].trim().parse().map_err(|_| {
+            err(
+                l,
+                format!("expected the number of atoms, got `{}`", lines[l].trim()),
+            )
+        })?;
+        let comment = lines
+            .get(l + 1)
+            .ok_or_else(|| err(l + 1, "missing comment line (end of file)".into()))?;
         let mut info = BTreeMap::new();
         for (k, raw) in split_key_values(comment).map_err(|m| err(l + 1, m))? {
             let v = parse_value(&k, &raw).map_err(|m| err(l + 1, m))?;
@@ -244,7 +303,12 @@ pub fn parse_extxyz(text: &str, file: &str) -> Result<Vec<XyzFrame>, DataError> 
         let pbc = match info.remove("pbc") {
             Some(InfoValue::Bools(b)) if b.len() == 3 => [b[0], b[1], b[2]],
             Some(InfoValue::Bool(b)) => [b; 3],
-            Some(other) => return Err(err(l + 1, format!("`pbc` must be 3 booleans (e.g. \"T T F\"), got {other:?}"))),
+            Some(other) => {
+                return Err(err(
+                    l + 1,
+                    format!("`pbc` must be 3 booleans (e.g. \"T T F\"), got {other:?}"),
+                ))
+            }
             None => [lattice.is_some(); 3],
         };
         let mut cell = [[0.0; 3]; 3];
@@ -264,16 +328,33 @@ pub fn parse_extxyz(text: &str, file: &str) -> Result<Vec<XyzFrame>, DataError> 
         let mut columns: Vec<Vec<&str>> = vec![Vec::with_capacity(natoms); ncols];
         for a in 0..natoms {
             let li = l + 2 + a;
-            let line = lines.get(li).ok_or_else(|| err(li, format!("frame has {a} atoms, expected {natoms} (end of file)")))?;
+            let line = lines.get(li).ok_or_else(|| {
+                err(
+                    li,
+                    format!("frame has {a} atoms, expected {natoms} (end of file)"),
+                )
+            })?;
             let toks: Vec<&str> = line.split_whitespace().collect();
             if toks.len() < ncols {
-                return Err(err(li, format!("atom {a}: {} columns, Properties need {ncols}", toks.len())));
+                return Err(err(
+                    li,
+                    format!("atom {a}: {} columns, Properties need {ncols}", toks.len()),
+                ));
             }
             for (c, t) in toks.iter().take(ncols).enumerate() {
                 columns[c].push(t);
             }
         }
-        let mut out = XyzFrame { line: l + 1, symbols: None, numbers: None, positions: vec![], cell, pbc, info, arrays: BTreeMap::new() };
+        let mut out = XyzFrame {
+            line: l + 1,
+            symbols: None,
+            numbers: None,
+            positions: vec![],
+            cell,
+            pbc,
+            info,
+            arrays: BTreeMap::new(),
+        };
         let mut col = 0;
         for (name, ty, n) in props {
             let cols = &columns[col..col + n];
@@ -288,22 +369,48 @@ pub fn parse_extxyz(text: &str, file: &str) -> Result<Vec<XyzFrame>, DataError> 
                                 err(li, format!("atom {a}: column {} (`{name}`): cannot parse `{}` as a number", cc + 1, column[a]))
                             })?;
                             if ty == ColType::Int && x.fract() != 0.0 {
-                                return Err(err(l + 2 + a, format!("atom {a}: `{name}`: `{}` is not an integer", column[a])));
+                                return Err(err(
+                                    l + 2 + a,
+                                    format!(
+                                        "atom {a}: `{name}`: `{}` is not an integer",
+                                        column[a]
+                                    ),
+                                ));
                             }
                             v.push(x);
                         }
                     }
-                    let shape = if n == 1 { vec![natoms] } else { vec![natoms, n] };
-                    if ty == ColType::Int { Array::i64(shape, v.iter().map(|&x| x as i64).collect()) } else { Array::f64(shape, v) }
+                    let shape = if n == 1 {
+                        vec![natoms]
+                    } else {
+                        vec![natoms, n]
+                    };
+                    if ty == ColType::Int {
+                        Array::i64(shape, v.iter().map(|&x| x as i64).collect())
+                    } else {
+                        Array::f64(shape, v)
+                    }
                 }
                 ColType::Logical => {
                     let mut v = Vec::with_capacity(natoms * n);
                     for a in 0..natoms {
                         for column in cols {
-                            v.push(parse_bool(column[a]).ok_or_else(|| err(l + 2 + a, format!("atom {a}: `{name}`: `{}` is not a boolean", column[a])))?);
+                            v.push(parse_bool(column[a]).ok_or_else(|| {
+                                err(
+                                    l + 2 + a,
+                                    format!("atom {a}: `{name}`: `{}` is not a boolean", column[a]),
+                                )
+                            })?);
                         }
                     }
-                    Array::bool(if n == 1 { vec![natoms] } else { vec![natoms, n] }, v)
+                    Array::bool(
+                        if n == 1 {
+                            vec![natoms]
+                        } else {
+                            vec![natoms, n]
+                        },
+                        v,
+                    )
                 }
                 ColType::Str => {
                     if name == "species" {
@@ -334,7 +441,10 @@ pub fn parse_extxyz(text: &str, file: &str) -> Result<Vec<XyzFrame>, DataError> 
             return Err(err(l + 1, "no `pos:R:3` column in Properties".into()));
         }
         if out.symbols.is_none() && out.numbers.is_none() {
-            return Err(err(l + 1, "no `species` or `Z` column in Properties".into()));
+            return Err(err(
+                l + 1,
+                "no `species` or `Z` column in Properties".into(),
+            ));
         }
         frames.push(out);
         l += 2 + natoms;

@@ -75,8 +75,14 @@ const DEFAULT_EDGE: &[&str] = &[
     EDGE_CUTOFF_KEY,
     EDGE_ENERGY_KEY,
 ];
-const DEFAULT_GRAPH: &[&str] =
-    &[TOTAL_ENERGY_KEY, STRESS_KEY, VIRIAL_KEY, PBC_KEY, CELL_KEY, BATCH_PTR_KEY];
+const DEFAULT_GRAPH: &[&str] = &[
+    TOTAL_ENERGY_KEY,
+    STRESS_KEY,
+    VIRIAL_KEY,
+    PBC_KEY,
+    CELL_KEY,
+    BATCH_PTR_KEY,
+];
 const DEFAULT_CARTESIAN: &[(&str, &str)] = &[(STRESS_KEY, "ij=ji"), (VIRIAL_KEY, "ij=ji")];
 
 fn registry() -> &'static RwLock<Registry> {
@@ -88,7 +94,10 @@ fn registry() -> &'static RwLock<Registry> {
             edge: set(DEFAULT_EDGE),
             graph: set(DEFAULT_GRAPH),
             long: set(DEFAULT_LONG),
-            cartesian: DEFAULT_CARTESIAN.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            cartesian: DEFAULT_CARTESIAN
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
     })
 }
@@ -101,9 +110,17 @@ fn read() -> std::sync::RwLockReadGuard<'static, Registry> {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FieldError {
     #[error("field `{field}` cannot be registered as {new:?}: it is already a {existing:?} field")]
-    Conflict { field: String, existing: FieldKind, new: FieldKind },
+    Conflict {
+        field: String,
+        existing: FieldKind,
+        new: FieldKind,
+    },
     #[error("Cartesian tensor field `{field}` has formula `{formula}` of rank {rank}; only rank-2 tensors are supported")]
-    NotRank2 { field: String, formula: String, rank: usize },
+    NotRank2 {
+        field: String,
+        formula: String,
+        rank: usize,
+    },
     #[error("cannot deregister built-in field `{0}`")]
     BuiltIn(String),
 }
@@ -112,24 +129,40 @@ pub enum FieldError {
 /// of its first term).
 fn formula_rank(formula: &str) -> usize {
     let first = formula.split('=').next().unwrap_or("");
-    first.chars().filter(|c| c.is_alphabetic()).collect::<BTreeSet<_>>().len()
+    first
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .collect::<BTreeSet<_>>()
+        .len()
 }
 
 /// Adds fields to the registry (nequip's `register_fields`). Fails, changing nothing, if a field
 /// would be in two of node/edge/graph, or a Cartesian tensor is not rank 2.
 pub fn register_fields(reg: &FieldRegistration<'_>) -> Result<(), FieldError> {
     let mut r = registry().write().unwrap_or_else(|e| e.into_inner());
-    let groups = [(FieldKind::Node, reg.node), (FieldKind::Edge, reg.edge), (FieldKind::Graph, reg.graph)];
+    let groups = [
+        (FieldKind::Node, reg.node),
+        (FieldKind::Edge, reg.edge),
+        (FieldKind::Graph, reg.graph),
+    ];
     for (kind, names) in groups {
         for name in names {
             for (other, other_names) in groups {
                 if other != kind && other_names.contains(name) {
-                    return Err(FieldError::Conflict { field: name.to_string(), existing: other, new: kind });
+                    return Err(FieldError::Conflict {
+                        field: name.to_string(),
+                        existing: other,
+                        new: kind,
+                    });
                 }
             }
             if let Some(existing) = kind_in(&r, name) {
                 if existing != kind {
-                    return Err(FieldError::Conflict { field: name.to_string(), existing, new: kind });
+                    return Err(FieldError::Conflict {
+                        field: name.to_string(),
+                        existing,
+                        new: kind,
+                    });
                 }
             }
         }
@@ -137,7 +170,11 @@ pub fn register_fields(reg: &FieldRegistration<'_>) -> Result<(), FieldError> {
     for (field, formula) in reg.cartesian_tensor {
         let rank = formula_rank(formula);
         if rank != 2 {
-            return Err(FieldError::NotRank2 { field: field.to_string(), formula: formula.to_string(), rank });
+            return Err(FieldError::NotRank2 {
+                field: field.to_string(),
+                formula: formula.to_string(),
+                rank,
+            });
         }
     }
     let add = |set: &mut BTreeSet<String>, l: &[&str]| set.extend(l.iter().map(|s| s.to_string()));
@@ -155,7 +192,9 @@ pub fn register_fields(reg: &FieldRegistration<'_>) -> Result<(), FieldError> {
 /// names are ignored.
 pub fn deregister_fields(fields: &[&str]) -> Result<(), FieldError> {
     for f in fields {
-        let builtin = [DEFAULT_NODE, DEFAULT_EDGE, DEFAULT_GRAPH, DEFAULT_LONG].iter().any(|l| l.contains(f))
+        let builtin = [DEFAULT_NODE, DEFAULT_EDGE, DEFAULT_GRAPH, DEFAULT_LONG]
+            .iter()
+            .any(|l| l.contains(f))
             || DEFAULT_CARTESIAN.iter().any(|(k, _)| k == f);
         if builtin {
             return Err(FieldError::BuiltIn(f.to_string()));

@@ -55,7 +55,8 @@ pub struct DataInfo {
 }
 
 fn det3(c: &[f64]) -> f64 {
-    c[0] * (c[4] * c[8] - c[5] * c[7]) - c[1] * (c[3] * c[8] - c[5] * c[6]) + c[2] * (c[3] * c[7] - c[4] * c[6])
+    c[0] * (c[4] * c[8] - c[5] * c[7]) - c[1] * (c[3] * c[8] - c[5] * c[6])
+        + c[2] * (c[3] * c[7] - c[4] * c[6])
 }
 
 /// Computes the summary over the frames `indices` (e.g. a training split) or the whole dataset.
@@ -68,7 +69,11 @@ pub fn data_info(ds: &InMemoryDataset, indices: Option<&[usize]>) -> Result<Data
         .iter()
         .map(|f| {
             let mut c = vec![0.0; names.len()];
-            f.get(ATOM_TYPE_KEY).and_then(|a| a.as_i64()).unwrap_or(&[]).iter().for_each(|&t| c[t as usize] += 1.0);
+            for &t in f.get(ATOM_TYPE_KEY).and_then(|a| a.as_i64()).unwrap_or(&[]) {
+                if let Some(x) = usize::try_from(t).ok().and_then(|t| c.get_mut(t)) {
+                    *x += 1.0;
+                }
+            }
             c
         })
         .collect();
@@ -76,16 +81,43 @@ pub fn data_info(ds: &InMemoryDataset, indices: Option<&[usize]>) -> Result<Data
     let species = names
         .iter()
         .enumerate()
-        .map(|(t, n)| (n.clone(), if fixed { comps.first().map_or(0.0, |c| c[t]) } else { sum(comps.iter().map(|c| c[t])) } as usize))
+        .map(|(t, n)| {
+            (
+                n.clone(),
+                if fixed {
+                    comps.first().map_or(0.0, |c| c[t])
+                } else {
+                    sum(comps.iter().map(|c| c[t]))
+                } as usize,
+            )
+        })
         .filter(|(_, c)| *c > 0)
         .collect();
     let (ann, snn) = avg_num_neighbors(&frames)?;
-    let energies: Option<Vec<f64>> = frames.iter().map(|f| f.get(TOTAL_ENERGY_KEY).and_then(|e| e.as_f64()).and_then(|e| e.first().copied())).collect();
-    let two = |v: &[f64]| if v.len() >= 2 { Some(mean_std(v, true)) } else { None };
+    let energies: Option<Vec<f64>> = frames
+        .iter()
+        .map(|f| {
+            f.get(TOTAL_ENERGY_KEY)
+                .and_then(|e| e.as_f64())
+                .and_then(|e| e.first().copied())
+        })
+        .collect();
+    let two = |v: &[f64]| {
+        if v.len() >= 2 {
+            Some(mean_std(v, true))
+        } else {
+            None
+        }
+    };
     let e_stats = energies.as_deref().and_then(two);
-    let per_atom: Option<Vec<f64>> = energies.as_ref().map(|e| e.iter().zip(&n_atoms).map(|(e, n)| e / *n as f64).collect());
+    let per_atom: Option<Vec<f64>> = energies
+        .as_ref()
+        .map(|e| e.iter().zip(&n_atoms).map(|(e, n)| e / *n as f64).collect());
     let pa_stats = per_atom.as_deref().and_then(two);
-    let forces: Option<Vec<&[f64]>> = frames.iter().map(|f| f.get(FORCE_KEY).and_then(|a| a.as_f64())).collect();
+    let forces: Option<Vec<&[f64]>> = frames
+        .iter()
+        .map(|f| f.get(FORCE_KEY).and_then(|a| a.as_f64()))
+        .collect();
     let forces_rms = forces.map(|fs| {
         let n: usize = fs.iter().map(|f| f.len()).sum();
         (sum(fs.iter().flat_map(|f| f.iter().map(|x| x * x))) / n as f64).sqrt()
@@ -100,8 +132,17 @@ pub fn data_info(ds: &InMemoryDataset, indices: Option<&[usize]>) -> Result<Data
     let mut pbc = BTreeMap::new();
     let mut vols = Vec::new();
     for f in &frames {
-        let p = f.get(PBC_KEY).and_then(|p| p.as_bool()).map(|p| p.to_vec()).unwrap_or(vec![false; 3]);
-        *pbc.entry(p.iter().map(|&b| if b { 'T' } else { 'F' }).collect::<String>()).or_insert(0) += 1;
+        let p = f
+            .get(PBC_KEY)
+            .and_then(|p| p.as_bool())
+            .map(|p| p.to_vec())
+            .unwrap_or(vec![false; 3]);
+        *pbc.entry(
+            p.iter()
+                .map(|&b| if b { 'T' } else { 'F' })
+                .collect::<String>(),
+        )
+        .or_insert(0) += 1;
         if p.iter().all(|&b| b) {
             if let Some(c) = f.get(CELL_KEY).and_then(|c| c.as_f64()) {
                 vols.push(det3(c).abs());
@@ -118,9 +159,17 @@ pub fn data_info(ds: &InMemoryDataset, indices: Option<&[usize]>) -> Result<Data
     Ok(DataInfo {
         file: ds.file_name.clone(),
         n_frames: frames.len(),
-        n_atoms: if uniq.len() <= 1 { NAtoms::Fixed(uniq.first().copied().unwrap_or(0)) } else { NAtoms::PerFrame(n_atoms.clone()) },
+        n_atoms: if uniq.len() <= 1 {
+            NAtoms::Fixed(uniq.first().copied().unwrap_or(0))
+        } else {
+            NAtoms::PerFrame(n_atoms.clone())
+        },
         species,
-        species_counts: if fixed { "per_frame".into() } else { "total".into() },
+        species_counts: if fixed {
+            "per_frame".into()
+        } else {
+            "total".into()
+        },
         r_max: ds.r_max,
         avg_num_neighbors: ann,
         std_num_neighbors: snn,
@@ -131,7 +180,12 @@ pub fn data_info(ds: &InMemoryDataset, indices: Option<&[usize]>) -> Result<Data
         forces_rms,
         per_species_energy,
         cell,
-        frames_without_edges: sel.iter().zip(&frames).filter(|(_, f)| f.num_edges() == 0).map(|(&i, _)| ds.frame_ids[i]).collect(),
+        frames_without_edges: sel
+            .iter()
+            .zip(&frames)
+            .filter(|(_, f)| f.num_edges() == 0)
+            .map(|(&i, _)| ds.frame_ids[i])
+            .collect(),
     })
 }
 
@@ -143,22 +197,54 @@ impl std::fmt::Display for DataInfo {
         writeln!(f, "frames            {}", self.n_frames)?;
         match &self.n_atoms {
             NAtoms::Fixed(n) => writeln!(f, "atoms per frame   {n}")?,
-            NAtoms::PerFrame(v) => writeln!(f, "atoms per frame   {}..{} (varies)", v.iter().min().unwrap_or(&0), v.iter().max().unwrap_or(&0))?,
+            NAtoms::PerFrame(v) => writeln!(
+                f,
+                "atoms per frame   {}..{} (varies)",
+                v.iter().min().unwrap_or(&0),
+                v.iter().max().unwrap_or(&0)
+            )?,
         }
-        let sp: Vec<String> = self.species.iter().map(|(s, c)| format!("{s}: {c}")).collect();
+        let sp: Vec<String> = self
+            .species
+            .iter()
+            .map(|(s, c)| format!("{s}: {c}"))
+            .collect();
         writeln!(f, "species ({})  {}", self.species_counts, sp.join(", "))?;
         writeln!(f, "r_max             {}", self.r_max)?;
-        writeln!(f, "avg_num_neighbors {:.6} (std {:.6})", self.avg_num_neighbors, self.std_num_neighbors)?;
-        writeln!(f, "energy            mean {} std {}", opt(self.energy_mean), opt(self.energy_std))?;
-        writeln!(f, "energy per atom   mean {} std {}", opt(self.per_atom_energy_mean), opt(self.per_atom_energy_std))?;
+        writeln!(
+            f,
+            "avg_num_neighbors {:.6} (std {:.6})",
+            self.avg_num_neighbors, self.std_num_neighbors
+        )?;
+        writeln!(
+            f,
+            "energy            mean {} std {}",
+            opt(self.energy_mean),
+            opt(self.energy_std)
+        )?;
+        writeln!(
+            f,
+            "energy per atom   mean {} std {}",
+            opt(self.per_atom_energy_mean),
+            opt(self.per_atom_energy_std)
+        )?;
         writeln!(f, "forces RMS        {}", opt(self.forces_rms))?;
         if let Some(pse) = &self.per_species_energy {
             let v: Vec<String> = pse.iter().map(|(s, e)| format!("{s}: {e:.6}")).collect();
             writeln!(f, "per-species E     {}", v.join(", "))?;
         }
-        let pbc: Vec<String> = self.cell.pbc.iter().map(|(p, n)| format!("{p} x{n}")).collect();
+        let pbc: Vec<String> = self
+            .cell
+            .pbc
+            .iter()
+            .map(|(p, n)| format!("{p} x{n}"))
+            .collect();
         writeln!(f, "pbc               {}", pbc.join(", "))?;
-        if let (Some(a), Some(m), Some(b)) = (self.cell.volume_min, self.cell.volume_mean, self.cell.volume_max) {
+        if let (Some(a), Some(m), Some(b)) = (
+            self.cell.volume_min,
+            self.cell.volume_mean,
+            self.cell.volume_max,
+        ) {
             writeln!(f, "cell volume       min {a:.4} mean {m:.4} max {b:.4}")?;
         }
         write!(f, "frames w/o edges  {:?}", self.frames_without_edges)

@@ -12,7 +12,8 @@
 //! Algorithm, O(N): positions are wrapped into the cell along periodic axes; every periodic image
 //! that can lie within `r_max` of the cell (judged by the distance between lattice planes) becomes
 //! an explicit "ghost" point; all points are sorted into a Cartesian bin grid of bin width
-//! `>= r_max` (counting sort), and each atom scans the 27 bins around it.
+//! `>= r_max / 2` (counting sort), and each atom scans the 5×5×5 bins around it (25 contiguous
+//! runs of 5 bins).
 
 use super::error::FrameError;
 
@@ -44,7 +45,11 @@ fn dot(a: V3, b: V3) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 fn cross(a: V3, b: V3) -> V3 {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 fn norm(a: V3) -> f64 {
     dot(a, a).sqrt()
@@ -52,6 +57,9 @@ fn norm(a: V3) -> f64 {
 fn scale(a: V3, s: f64) -> V3 {
     [a[0] * s, a[1] * s, a[2] * s]
 }
+
+/// Bins are at least `r_max / SUB` wide; each atom scans `SUB` bins in every direction.
+const SUB: usize = 2;
 
 /// Upper bound on atoms plus periodic images held in the bin grid.
 const MAX_POINTS: f64 = 2e8;
@@ -83,7 +91,9 @@ fn complete_basis(cell: &[V3; 3], pbc: [bool; 3]) -> Result<[V3; 3], FrameError>
             let (k1, k2) = (periodic[0], periodic[1]);
             let n = cross(cell[k1], cell[k2]);
             if norm(n) <= DEGENERATE_TOL * norm(cell[k1]) * norm(cell[k2]) {
-                return Err(degenerate(format!("lattice vectors {k1} and {k2} are parallel")));
+                return Err(degenerate(format!(
+                    "lattice vectors {k1} and {k2} are parallel"
+                )));
             }
             let m = 3 - k1 - k2;
             b[k1] = cell[k1];
@@ -94,7 +104,9 @@ fn complete_basis(cell: &[V3; 3], pbc: [bool; 3]) -> Result<[V3; 3], FrameError>
             let k = periodic[0];
             let u = scale(cell[k], 1.0 / norm(cell[k]));
             // the coordinate axis least aligned with u, orthogonalised
-            let e = (0..3).min_by(|&x, &y| u[x].abs().total_cmp(&u[y].abs())).unwrap_or(0);
+            let e = (0..3)
+                .min_by(|&x, &y| u[x].abs().total_cmp(&u[y].abs()))
+                .unwrap_or(0);
             let mut v = [0.0; 3];
             v[e] = 1.0;
             let v = [v[0] - u[0] * u[e], v[1] - u[1] * u[e], v[2] - u[2] * u[e]];
@@ -131,7 +143,11 @@ fn validate(pos: &[V3], cell: &[V3; 3], r_max: f64) -> Result<(), FrameError> {
     let check = |field: &str, vals: &mut dyn Iterator<Item = f64>| {
         for (index, value) in vals.enumerate() {
             if !value.is_finite() {
-                return Err(FrameError::NonFinite { field: field.into(), value, index });
+                return Err(FrameError::NonFinite {
+                    field: field.into(),
+                    value,
+                    index,
+                });
             }
         }
         Ok(())
@@ -165,16 +181,31 @@ impl Grid {
         }
         let ext: V3 = std::array::from_fn(|d| if pos.is_empty() { 0.0 } else { hi[d] - lo[d] });
         // bins at least r_max wide; widen them when sparse points would need too many bins
-        let mut h = r_max;
+        let mut h = r_max / SUB as f64;
         let dims = loop {
-            let dims: [usize; 3] = std::array::from_fn(|d| ((ext[d] / h).floor() as usize).clamp(1, 1 << 20));
+            let dims: [usize; 3] =
+                std::array::from_fn(|d| ((ext[d] / h).floor() as usize).clamp(1, 1 << 20));
             if (dims[0] as f64) * (dims[1] as f64) * (dims[2] as f64) <= 4.0 * n as f64 + 1000.0 {
                 break dims;
             }
             h *= 1.26;
         };
-        let inv_width: V3 = std::array::from_fn(|d| if ext[d] > 0.0 { dims[d] as f64 / ext[d] } else { 0.0 });
-        let mut grid = Grid { origin: lo, inv_width, dims, start: Vec::new(), pos: Vec::new(), atom: Vec::new(), image: Vec::new() };
+        let inv_width: V3 = std::array::from_fn(|d| {
+            if ext[d] > 0.0 {
+                dims[d] as f64 / ext[d]
+            } else {
+                0.0
+            }
+        });
+        let mut grid = Grid {
+            origin: lo,
+            inv_width,
+            dims,
+            start: Vec::new(),
+            pos: Vec::new(),
+            atom: Vec::new(),
+            image: Vec::new(),
+        };
         let bins: Vec<usize> = pos.iter().map(|p| grid.flat(grid.bin_of(*p))).collect();
         let nbins = dims[0] * dims[1] * dims[2];
         let mut start = vec![0usize; nbins + 1];
@@ -231,7 +262,10 @@ pub fn neighbor_list(
     let reach: V3 = std::array::from_fn(|k| r_max * norm(col(k)) + 1e-9);
 
     // guard against absurd image counts (tiny cells) before allocating
-    let images: f64 = (0..3).filter(|&k| pbc[k]).map(|k| 2.0 * reach[k] + 2.0).product();
+    let images: f64 = (0..3)
+        .filter(|&k| pbc[k])
+        .map(|k| 2.0 * reach[k] + 2.0)
+        .product();
     if images * pos.len() as f64 > MAX_POINTS {
         return Err(FrameError::Field {
             field: "cell".into(),
@@ -251,7 +285,13 @@ pub fn neighbor_list(
             if pbc[k] {
                 let fl = f[k].floor();
                 if fl.abs() > 1e9 {
-                    return Err(FrameError::Field { field: "pos".into(), msg: format!("atom {} is more than 1e9 cell lengths away from the cell", wrapped.len()) });
+                    return Err(FrameError::Field {
+                        field: "pos".into(),
+                        msg: format!(
+                            "atom {} is more than 1e9 cell lengths away from the cell",
+                            wrapped.len()
+                        ),
+                    });
                 }
                 o[k] = fl as i32;
                 f[k] -= fl;
@@ -273,7 +313,10 @@ pub fn neighbor_list(
                 return (0, 0);
             }
             let f = frac_w[j][k];
-            ((-reach[k] - f).ceil() as i32, (1.0 + reach[k] - f).floor() as i32)
+            (
+                (-reach[k] - f).ceil() as i32,
+                (1.0 + reach[k] - f).floor() as i32,
+            )
         };
         let (r0, r1, r2) = (range(0), range(1), range(2));
         for t0 in r0.0..=r0.1 {
@@ -299,11 +342,13 @@ pub fn neighbor_list(
         let c = wrapped[i];
         let b = grid.bin_of(c);
         found.clear();
-        for bx in b[0].saturating_sub(1)..=(b[0] + 1).min(grid.dims[0] - 1) {
-            for by in b[1].saturating_sub(1)..=(b[1] + 1).min(grid.dims[1] - 1) {
-                for bz in b[2].saturating_sub(1)..=(b[2] + 1).min(grid.dims[2] - 1) {
-                    let f = grid.flat([bx, by, bz]);
-                    for p in grid.start[f]..grid.start[f + 1] {
+        for bx in b[0].saturating_sub(SUB)..=(b[0] + SUB).min(grid.dims[0] - 1) {
+            for by in b[1].saturating_sub(SUB)..=(b[1] + SUB).min(grid.dims[1] - 1) {
+                // bins along z are contiguous in the sorted point arrays: one range per (x, y)
+                let (z0, z1) = (b[2].saturating_sub(SUB), (b[2] + SUB).min(grid.dims[2] - 1));
+                let (first, last) = (grid.flat([bx, by, z0]), grid.flat([bx, by, z1]));
+                {
+                    for p in grid.start[first]..grid.start[last + 1] {
                         let q = grid.pos[p];
                         let v = [q[0] - c[0], q[1] - c[1], q[2] - c[2]];
                         let d2 = dot(v, v);
@@ -312,7 +357,8 @@ pub fn neighbor_list(
                         }
                         let j = grid.atom[p] as usize;
                         let t = grid.image[p];
-                        let s: [i32; 3] = std::array::from_fn(|k| t[k] - offset[j][k] + offset[i][k]);
+                        let s: [i32; 3] =
+                            std::array::from_fn(|k| t[k] - offset[j][k] + offset[i][k]);
                         if j == i && s == [0, 0, 0] && !self_interaction {
                             continue;
                         }

@@ -15,21 +15,31 @@ use super::keys::*;
 /// Reads the arrays of an `.npz` file (all of them, or only those named in `only`).
 /// Floats become `f64`, integers `i64`, bools `bool`; other dtypes (strings, pickled objects) are
 /// errors naming the key.
-pub fn read_npz(path: &Path, only: Option<&BTreeSet<String>>) -> Result<BTreeMap<String, Array>, DataError> {
+pub fn read_npz(
+    path: &Path,
+    only: Option<&BTreeSet<String>>,
+) -> Result<BTreeMap<String, Array>, DataError> {
     let file = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|source| DataError::Io { file: file.clone(), source })?;
+    let f = std::fs::File::open(path).map_err(|source| DataError::Io {
+        file: file.clone(),
+        source,
+    })?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f))
         .map_err(|e| DataError::format(&file, format!("not a valid npz (zip) archive: {e}")))?;
     let mut out = BTreeMap::new();
     for idx in 0..zip.len() {
-        let mut entry = zip.by_index(idx).map_err(|e| DataError::format(&file, format!("corrupt npz member {idx}: {e}")))?;
+        let mut entry = zip
+            .by_index(idx)
+            .map_err(|e| DataError::format(&file, format!("corrupt npz member {idx}: {e}")))?;
         let name = entry.name().to_string();
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
         if only.is_some_and(|o| !o.contains(&key)) {
             continue;
         }
         let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| DataError::format(&file, format!("key `{key}`: cannot decompress: {e}")))?;
+        entry.read_to_end(&mut bytes).map_err(|e| {
+            DataError::format(&file, format!("key `{key}`: cannot decompress: {e}"))
+        })?;
         out.insert(key.clone(), parse_npy(&bytes, &file, &key)?);
     }
     Ok(out)
@@ -38,7 +48,8 @@ pub fn read_npz(path: &Path, only: Option<&BTreeSet<String>>) -> Result<BTreeMap
 /// Parses one `.npy` buffer.
 pub fn parse_npy(bytes: &[u8], file: &str, key: &str) -> Result<Array, DataError> {
     use npyz::{DType, TypeChar};
-    let npy = npyz::NpyFile::new(bytes).map_err(|e| DataError::format(file, format!("key `{key}`: invalid npy data: {e}")))?;
+    let npy = npyz::NpyFile::new(bytes)
+        .map_err(|e| DataError::format(file, format!("key `{key}`: invalid npy data: {e}")))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
     let fortran = matches!(npy.order(), npyz::Order::Fortran);
     let dtype = npy.dtype();
@@ -53,21 +64,75 @@ pub fn parse_npy(bytes: &[u8], file: &str, key: &str) -> Result<Array, DataError
         other => return Err(bad_dtype(format!("{other:?}"))),
     };
     if npy.uses_pickled_array() {
-        return Err(bad_dtype("object (pickled Python objects, e.g. ragged frames)".into()));
+        return Err(bad_dtype(
+            "object (pickled Python objects, e.g. ragged frames)".into(),
+        ));
     }
-    let read_err = |e: std::io::Error| DataError::format(file, format!("key `{key}`: cannot read data: {e}"));
+    let read_err =
+        |e: std::io::Error| DataError::format(file, format!("key `{key}`: cannot read data: {e}"));
     let size = ts.size_field();
     let arr = match (ts.type_char(), size) {
         (TypeChar::Float, 8) => Array::f64(shape.clone(), npy.into_vec::<f64>().map_err(read_err)?),
-        (TypeChar::Float, 4) => Array::f64(shape.clone(), npy.into_vec::<f32>().map_err(read_err)?.into_iter().map(f64::from).collect()),
+        (TypeChar::Float, 4) => Array::f64(
+            shape.clone(),
+            npy.into_vec::<f32>()
+                .map_err(read_err)?
+                .into_iter()
+                .map(f64::from)
+                .collect(),
+        ),
         (TypeChar::Int, 8) => Array::i64(shape.clone(), npy.into_vec::<i64>().map_err(read_err)?),
-        (TypeChar::Int, 4) => Array::i64(shape.clone(), npy.into_vec::<i32>().map_err(read_err)?.into_iter().map(i64::from).collect()),
-        (TypeChar::Int, 2) => Array::i64(shape.clone(), npy.into_vec::<i16>().map_err(read_err)?.into_iter().map(i64::from).collect()),
-        (TypeChar::Int, 1) => Array::i64(shape.clone(), npy.into_vec::<i8>().map_err(read_err)?.into_iter().map(i64::from).collect()),
-        (TypeChar::Uint, 4) => Array::i64(shape.clone(), npy.into_vec::<u32>().map_err(read_err)?.into_iter().map(i64::from).collect()),
-        (TypeChar::Uint, 2) => Array::i64(shape.clone(), npy.into_vec::<u16>().map_err(read_err)?.into_iter().map(i64::from).collect()),
-        (TypeChar::Uint, 1) => Array::i64(shape.clone(), npy.into_vec::<u8>().map_err(read_err)?.into_iter().map(i64::from).collect()),
-        (TypeChar::Bool, 1) => Array::bool(shape.clone(), npy.into_vec::<bool>().map_err(read_err)?),
+        (TypeChar::Int, 4) => Array::i64(
+            shape.clone(),
+            npy.into_vec::<i32>()
+                .map_err(read_err)?
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+        ),
+        (TypeChar::Int, 2) => Array::i64(
+            shape.clone(),
+            npy.into_vec::<i16>()
+                .map_err(read_err)?
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+        ),
+        (TypeChar::Int, 1) => Array::i64(
+            shape.clone(),
+            npy.into_vec::<i8>()
+                .map_err(read_err)?
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+        ),
+        (TypeChar::Uint, 4) => Array::i64(
+            shape.clone(),
+            npy.into_vec::<u32>()
+                .map_err(read_err)?
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+        ),
+        (TypeChar::Uint, 2) => Array::i64(
+            shape.clone(),
+            npy.into_vec::<u16>()
+                .map_err(read_err)?
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+        ),
+        (TypeChar::Uint, 1) => Array::i64(
+            shape.clone(),
+            npy.into_vec::<u8>()
+                .map_err(read_err)?
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+        ),
+        (TypeChar::Bool, 1) => {
+            Array::bool(shape.clone(), npy.into_vec::<bool>().map_err(read_err)?)
+        }
         _ => return Err(bad_dtype(ts.to_string())),
     };
     Ok(if fortran { fortran_to_c(arr) } else { arr })
@@ -156,21 +221,43 @@ pub(crate) fn npz_fields(o: &NpzOptions) -> Result<(BTreeMap<String, Array>, usi
         if wanted.contains(&k) {
             let name = o.key_mapping.get(&k).cloned().unwrap_or(k.clone());
             let v = if is_long(&name) {
-                v.to_i64().ok_or_else(|| DataError::DType { file: file.clone(), key: k.clone(), found: "non-integral float".into(), expected: "integers".into() })?
+                v.to_i64().ok_or_else(|| DataError::DType {
+                    file: file.clone(),
+                    key: k.clone(),
+                    found: "non-integral float".into(),
+                    expected: "integers".into(),
+                })?
             } else {
                 v
             };
             mapped.insert(name, (k, v));
         }
     }
-    let pos_key = o.key_mapping.iter().filter(|(_, v)| *v == POSITIONS_KEY).map(|(k, _)| k.as_str()).collect::<Vec<_>>().join("` or `");
-    let (pos_src, pos) = mapped.get(POSITIONS_KEY).ok_or_else(|| DataError::MissingKey {
-        file: file.clone(),
-        key: if pos_key.is_empty() { POSITIONS_KEY.into() } else { pos_key },
-        available: available.clone(),
-    })?;
+    let pos_key = o
+        .key_mapping
+        .iter()
+        .filter(|(_, v)| *v == POSITIONS_KEY)
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join("` or `");
+    let (pos_src, pos) = mapped
+        .get(POSITIONS_KEY)
+        .ok_or_else(|| DataError::MissingKey {
+            file: file.clone(),
+            key: if pos_key.is_empty() {
+                POSITIONS_KEY.into()
+            } else {
+                pos_key
+            },
+            available: available.clone(),
+        })?;
     if pos.shape.len() != 3 || pos.shape[2] != 3 {
-        return Err(DataError::Shape { file, key: pos_src.clone(), shape: pos.shape.clone(), expected: "[n_frames, n_atoms, 3]".into() });
+        return Err(DataError::Shape {
+            file,
+            key: pos_src.clone(),
+            shape: pos.shape.clone(),
+            expected: "[n_frames, n_atoms, 3]".into(),
+        });
     }
     let (n_frames, n_atoms) = (pos.shape[0], pos.shape[1]);
     let pos_src = pos_src.clone();
@@ -181,11 +268,21 @@ pub(crate) fn npz_fields(o: &NpzOptions) -> Result<(BTreeMap<String, Array>, usi
                 Some(FieldKind::Node) => v.shape.first() == Some(&n_atoms),
                 Some(FieldKind::Graph) => true,
                 _ => {
-                    return Err(DataError::option("npz_fixed_field_keys", format!("contains `{name}`, but it isn't registered as a node or graph field")))
+                    return Err(DataError::option(
+                        "npz_fixed_field_keys",
+                        format!(
+                            "contains `{name}`, but it isn't registered as a node or graph field"
+                        ),
+                    ))
                 }
             };
             if !ok {
-                return Err(DataError::Shape { file, key: src, shape: v.shape, expected: format!("[{n_atoms}, ...] (a fixed node field)") });
+                return Err(DataError::Shape {
+                    file,
+                    key: src,
+                    shape: v.shape,
+                    expected: format!("[{n_atoms}, ...] (a fixed node field)"),
+                });
             }
             let parts = vec![&v; n_frames];
             let tiled = Array::concat(&parts, true).unwrap_or(v.clone());
@@ -193,10 +290,82 @@ pub(crate) fn npz_fields(o: &NpzOptions) -> Result<(BTreeMap<String, Array>, usi
         } else {
             if v.shape.first() != Some(&n_frames) {
                 let found = v.shape.first().copied().unwrap_or(0);
-                return Err(DataError::Ragged { file, key: src, found, reference: pos_src, expected: n_frames });
+                return Err(DataError::Ragged {
+                    file,
+                    key: src,
+                    found,
+                    reference: pos_src,
+                    expected: n_frames,
+                });
             }
             fields.insert(name, v);
         }
     }
     Ok((fields, n_frames))
+}
+
+/// Common npz key names and the field each means (sGDML's `R`, `z`, `E`, `F`; ASE-style names).
+const GUESSES: &[(&str, &str)] = &[
+    ("R", POSITIONS_KEY),
+    ("pos", POSITIONS_KEY),
+    ("positions", POSITIONS_KEY),
+    ("coords", POSITIONS_KEY),
+    ("z", ATOMIC_NUMBERS_KEY),
+    ("Z", ATOMIC_NUMBERS_KEY),
+    ("atomic_numbers", ATOMIC_NUMBERS_KEY),
+    ("numbers", ATOMIC_NUMBERS_KEY),
+    ("E", TOTAL_ENERGY_KEY),
+    ("energy", TOTAL_ENERGY_KEY),
+    ("energies", TOTAL_ENERGY_KEY),
+    ("total_energy", TOTAL_ENERGY_KEY),
+    ("F", FORCE_KEY),
+    ("force", FORCE_KEY),
+    ("forces", FORCE_KEY),
+    ("cell", CELL_KEY),
+    ("lattice", CELL_KEY),
+    ("pbc", PBC_KEY),
+    ("stress", STRESS_KEY),
+    ("virial", VIRIAL_KEY),
+];
+
+/// Options for an npz file with common key names (for `nequip data info FILE --r-max R`):
+/// each recognised key is mapped to its field (first match per field), per-frame or fixed
+/// according to its shape (`z` `[N]`, `cell` `[3, 3]` and `pbc` `[3]` are fixed fields).
+pub fn guess_npz_options(file: &Path, r_max: f64) -> Result<NpzOptions, DataError> {
+    let name = file.display().to_string();
+    let raw = read_npz(file, None)?;
+    let mut key_mapping = BTreeMap::new();
+    let mut fixed = Vec::new();
+    let mut taken = BTreeSet::new();
+    for (key, field) in GUESSES {
+        let Some(a) = raw.get(*key) else { continue };
+        if !taken.insert(*field) {
+            continue;
+        }
+        key_mapping.insert(key.to_string(), field.to_string());
+        let is_fixed = match *field {
+            ATOMIC_NUMBERS_KEY => a.shape.len() == 1,
+            CELL_KEY => a.shape.len() == 2,
+            PBC_KEY => a.shape.len() == 1,
+            _ => false,
+        };
+        if is_fixed {
+            fixed.push(field.to_string());
+        }
+    }
+    if !taken.contains(POSITIONS_KEY) {
+        return Err(DataError::MissingKey {
+            file: name,
+            key: "R, pos, positions or coords".into(),
+            available: raw.keys().cloned().collect::<Vec<_>>().join(", "),
+        });
+    }
+    Ok(NpzOptions {
+        file_name: file.to_path_buf(),
+        key_mapping,
+        include_keys: Vec::new(),
+        npz_fixed_field_keys: fixed,
+        include_frames: None,
+        atomic_data_options: AtomicDataOptions::new(r_max),
+    })
 }

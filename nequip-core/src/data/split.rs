@@ -26,7 +26,14 @@ impl Count {
                 .strip_suffix('%')
                 .and_then(|p| p.trim().parse::<f64>().ok())
                 .map(|p| p / 100.0 * size as f64)
-                .ok_or_else(|| DataError::option(name, format!("invalid value `{s}`: must be an integer or a percentage like \"70%\""))),
+                .ok_or_else(|| {
+                    DataError::option(
+                        name,
+                        format!(
+                            "invalid value `{s}`: must be an integer or a percentage like \"70%\""
+                        ),
+                    )
+                }),
         }
     }
     fn percent(&self) -> Option<f64> {
@@ -50,16 +57,30 @@ pub enum SplitMode {
 
 /// nequip's `_parse_n_train_n_val`: counts from ints or percentages; each must be ≥ 1; two
 /// percentages summing to 100 of one dataset give every frame to one of the sets.
-pub fn parse_n_train_n_val(n_train: &Count, n_val: &Count, train_size: usize, val_size: usize) -> Result<(usize, usize), DataError> {
-    let vals = [n_train.value("n_train", train_size)?, n_val.value("n_val", val_size)?];
+pub fn parse_n_train_n_val(
+    n_train: &Count,
+    n_val: &Count,
+    train_size: usize,
+    val_size: usize,
+) -> Result<(usize, usize), DataError> {
+    let vals = [
+        n_train.value("n_train", train_size)?,
+        n_val.value("n_val", val_size)?,
+    ];
     let mut floored = [vals[0].floor() as usize, vals[1].floor() as usize];
     for (n, name) in floored.iter().zip(["n_train", "n_val"]) {
         if *n < 1 {
-            return Err(DataError::option(name, format!("must be at least 1, got {n}")));
+            return Err(DataError::option(
+                name,
+                format!("must be at least 1, got {n}"),
+            ));
         }
     }
     if let (Some(a), Some(b)) = (n_train.percent(), n_val.percent()) {
-        if train_size == val_size && (a + b - 100.0).abs() < 1e-8 && floored[0] + floored[1] != train_size {
+        if train_size == val_size
+            && (a + b - 100.0).abs() < 1e-8
+            && floored[0] + floored[1] != train_size
+        {
             let larger = if vals[1] > vals[0] { 1 } else { 0 };
             floored[larger] += train_size - floored[0] - floored[1];
         }
@@ -78,7 +99,9 @@ impl Mt19937 {
         let mut state = [0u32; 624];
         state[0] = seed as u32;
         for j in 1..624 {
-            state[j] = 1812433253u32.wrapping_mul(state[j - 1] ^ (state[j - 1] >> 30)).wrapping_add(j as u32);
+            state[j] = 1812433253u32
+                .wrapping_mul(state[j - 1] ^ (state[j - 1] >> 30))
+                .wrapping_add(j as u32);
         }
         Mt19937 { state, index: 624 }
     }
@@ -123,16 +146,121 @@ pub struct SplitOptions {
     /// `random` (default) or `sequential`.
     #[serde(default)]
     pub train_val_split: SplitMode,
-    /// Seed of the split and of the per-epoch shuffles. nequip's default is the global `seed`;
-    /// here 0 if not given.
+    /// Seed of the split and of the per-epoch shuffles. nequip's default is the global `seed`
+    /// (the caller resolves that); 0 if absent here.
     #[serde(default)]
     pub dataset_seed: u64,
+    /// Frames per training batch (nequip default 5).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Frames per validation batch (nequip default 5).
+    #[serde(default = "default_batch_size")]
+    pub validation_batch_size: usize,
+    /// Reshuffle the training frames on every pass through them (default true).
+    #[serde(default = "default_true")]
+    pub shuffle: bool,
+    /// Training frames per epoch (default: all); must be a multiple of `batch_size`.
+    #[serde(default)]
+    pub n_train_per_epoch: Option<usize>,
+}
+
+fn default_batch_size() -> usize {
+    5
+}
+fn default_true() -> bool {
+    true
+}
+
+impl SplitOptions {
+    /// Counts and nequip's defaults otherwise.
+    pub fn new(n_train: Count, n_val: Count) -> Self {
+        SplitOptions {
+            n_train,
+            n_val,
+            train_val_split: SplitMode::Random,
+            dataset_seed: 0,
+            batch_size: 5,
+            validation_batch_size: 5,
+            shuffle: true,
+            n_train_per_epoch: None,
+        }
+    }
+}
+
+/// The training and validation index sets and their batches per epoch (nequip's trainer data
+/// loaders). Indices refer to the training dataset and to the validation dataset (the same one
+/// unless a separate `validation_dataset` is used).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loader {
+    pub train_idcs: Vec<usize>,
+    pub val_idcs: Vec<usize>,
+    pub options: SplitOptions,
+}
+
+impl Loader {
+    /// Splits (see [`split`]) and checks the batch options.
+    pub fn new(
+        options: &SplitOptions,
+        train_size: usize,
+        val_size: Option<usize>,
+    ) -> Result<Self, DataError> {
+        if options.batch_size == 0 || options.validation_batch_size == 0 {
+            return Err(DataError::option("batch_size", "must be at least 1"));
+        }
+        let (train_idcs, val_idcs) = split(options, train_size, val_size)?;
+        if let Some(n) = options.n_train_per_epoch {
+            if n == 0 || n > train_idcs.len() || n % options.batch_size != 0 {
+                return Err(DataError::option(
+                    "n_train_per_epoch",
+                    format!(
+                        "must be a multiple of batch_size {} between 1 and n_train {}, got {n}",
+                        options.batch_size,
+                        train_idcs.len()
+                    ),
+                ));
+            }
+        }
+        Ok(Loader {
+            train_idcs,
+            val_idcs,
+            options: options.clone(),
+        })
+    }
+
+    /// Training batches of `epoch` (0-based), as training-dataset indices.
+    pub fn train_batches(&self, epoch: usize) -> Vec<Vec<usize>> {
+        let n = self.train_idcs.len();
+        let per_epoch = self.options.n_train_per_epoch.unwrap_or(n);
+        let order = epoch_order(
+            n,
+            per_epoch,
+            epoch,
+            self.options.shuffle,
+            self.options.dataset_seed,
+        );
+        let idx: Vec<usize> = order.iter().map(|&k| self.train_idcs[k]).collect();
+        batches(&idx, self.options.batch_size)
+    }
+
+    /// Validation batches (never shuffled).
+    pub fn val_batches(&self) -> Vec<Vec<usize>> {
+        batches(&self.val_idcs, self.options.validation_batch_size)
+    }
 }
 
 /// Training and validation frame indices (nequip's `set_dataset`). With `val_size`, the
 /// validation frames index a separate validation dataset.
-pub fn split(o: &SplitOptions, train_size: usize, val_size: Option<usize>) -> Result<(Vec<usize>, Vec<usize>), DataError> {
-    let (n_train, n_val) = parse_n_train_n_val(&o.n_train, &o.n_val, train_size, val_size.unwrap_or(train_size))?;
+pub fn split(
+    o: &SplitOptions,
+    train_size: usize,
+    val_size: Option<usize>,
+) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+    let (n_train, n_val) = parse_n_train_n_val(
+        &o.n_train,
+        &o.n_val,
+        train_size,
+        val_size.unwrap_or(train_size),
+    )?;
     match val_size {
         None => {
             if n_train + n_val > train_size {
@@ -142,14 +270,27 @@ pub fn split(o: &SplitOptions, train_size: usize, val_size: Option<usize>) -> Re
                 SplitMode::Random => randperm(train_size, o.dataset_seed),
                 SplitMode::Sequential => (0..train_size).collect(),
             };
-            Ok((idx[..n_train].to_vec(), idx[n_train..n_train + n_val].to_vec()))
+            Ok((
+                idx[..n_train].to_vec(),
+                idx[n_train..n_train + n_val].to_vec(),
+            ))
         }
         Some(vs) => {
             if n_train > train_size {
-                return Err(DataError::option("n_train", format!("not enough data in dataset for n_train {n_train} ({train_size} frames)")));
+                return Err(DataError::option(
+                    "n_train",
+                    format!(
+                        "not enough data in dataset for n_train {n_train} ({train_size} frames)"
+                    ),
+                ));
             }
             if n_val > vs {
-                return Err(DataError::option("n_val", format!("not enough data in validation dataset for n_val {n_val} ({vs} frames)")));
+                return Err(DataError::option(
+                    "n_val",
+                    format!(
+                        "not enough data in validation dataset for n_val {n_val} ({vs} frames)"
+                    ),
+                ));
             }
             match o.train_val_split {
                 // nequip draws both permutations from one generator in sequence
@@ -176,13 +317,25 @@ pub fn split(o: &SplitOptions, train_size: usize, val_size: Option<usize>) -> Re
 /// nequip's `PartialSampler`: the training order of `epoch`, `num_samples_per_epoch` positions
 /// into the training set, cycling through whole-dataset permutations seeded by
 /// `seed + full_epoch` (restart-deterministic).
-pub fn epoch_order(n_total: usize, num_samples_per_epoch: usize, epoch: usize, shuffle: bool, seed: u64) -> Vec<usize> {
+pub fn epoch_order(
+    n_total: usize,
+    num_samples_per_epoch: usize,
+    epoch: usize,
+    shuffle: bool,
+    seed: u64,
+) -> Vec<usize> {
     if n_total == 0 {
         return Vec::new();
     }
     let done = epoch * num_samples_per_epoch;
     let (full, start) = (done / n_total, done % n_total);
-    let order = |k: usize| if shuffle { randperm(n_total, seed + k as u64) } else { (0..n_total).collect() };
+    let order = |k: usize| {
+        if shuffle {
+            randperm(n_total, seed + k as u64)
+        } else {
+            (0..n_total).collect()
+        }
+    };
     let mut all = order(full);
     all.extend(order(full + 1));
     all[start..start + num_samples_per_epoch.min(n_total)].to_vec()
@@ -190,5 +343,8 @@ pub fn epoch_order(n_total: usize, num_samples_per_epoch: usize, epoch: usize, s
 
 /// Splits `order` into consecutive batches of `batch_size` (the last one may be smaller).
 pub fn batches(order: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
-    order.chunks(batch_size.max(1)).map(|c| c.to_vec()).collect()
+    order
+        .chunks(batch_size.max(1))
+        .map(|c| c.to_vec())
+        .collect()
 }

@@ -20,7 +20,11 @@ pub fn sum(xs: impl IntoIterator<Item = f64>) -> f64 {
     let (mut s, mut c) = (0.0f64, 0.0f64);
     for x in xs {
         let t = s + x;
-        c += if s.abs() >= x.abs() { (s - t) + x } else { (x - t) + s };
+        c += if s.abs() >= x.abs() {
+            (s - t) + x
+        } else {
+            (x - t) + s
+        };
         s = t;
     }
     s + c
@@ -47,7 +51,12 @@ impl Rows {
         self.owner.len()
     }
     fn column(&self, c: usize) -> Vec<f64> {
-        self.data.iter().skip(c).step_by(self.width).copied().collect()
+        self.data
+            .iter()
+            .skip(c)
+            .step_by(self.width)
+            .copied()
+            .collect()
     }
 }
 
@@ -65,25 +74,46 @@ pub fn selection(n_frames: usize, indices: Option<&[usize]>, stride: usize) -> V
 
 fn gather(frames: &[&AtomicData], field: &str, file: &str) -> Result<(Rows, FieldKind), DataError> {
     let kind = field_kind(field).ok_or_else(|| {
-        DataError::option("statistics", format!("`{field}` is not registered as a node, edge or graph field"))
+        DataError::option(
+            "statistics",
+            format!("`{field}` is not registered as a node, edge or graph field"),
+        )
     })?;
-    let mut rows = Rows { data: Vec::new(), width: 0, owner: Vec::new() };
+    let mut rows = Rows {
+        data: Vec::new(),
+        width: 0,
+        owner: Vec::new(),
+    };
     for (f, frame) in frames.iter().enumerate() {
         let a = frame.get(field).ok_or_else(|| DataError::MissingKey {
             file: file.into(),
             key: field.into(),
-            available: frame.fields().keys().cloned().collect::<Vec<_>>().join(", "),
+            available: frame
+                .fields()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
         })?;
         let (n, w) = match kind {
             FieldKind::Graph => (1, a.numel()),
             _ => (a.len0(), a.row_size()),
         };
         if f > 0 && w != rows.width {
-            return Err(DataError::option("statistics", format!("`{field}` has a different shape in different frames")));
+            return Err(DataError::option(
+                "statistics",
+                format!("`{field}` has a different shape in different frames"),
+            ));
+        }
+        if w == 0 {
+            return Err(DataError::option(
+                "statistics",
+                format!("`{field}` is empty in frame {f}"),
+            ));
         }
         rows.width = w;
         rows.data.extend(a.to_f64_vec());
-        rows.owner.extend(std::iter::repeat(f).take(n));
+        rows.owner.extend(std::iter::repeat_n(f, n));
     }
     Ok((rows, kind))
 }
@@ -94,31 +124,67 @@ fn scalar(x: f64) -> Array {
 
 fn basic(mode: &str, r: &Rows, unbiased: bool) -> Result<Vec<Array>, DataError> {
     Ok(match mode {
-        "rms" => vec![scalar((sum(r.data.iter().map(|x| x * x)) / r.data.len() as f64).sqrt())],
+        "rms" => vec![scalar(
+            (sum(r.data.iter().map(|x| x * x)) / r.data.len() as f64).sqrt(),
+        )],
         "absmax" => vec![scalar(r.data.iter().fold(0.0f64, |m, x| m.max(x.abs())))],
         "mean_std" => {
             if r.n() < 2 {
-                return Err(DataError::option("statistics", "can't do standard deviation without at least two samples"));
+                return Err(DataError::option(
+                    "statistics",
+                    "can't do standard deviation without at least two samples",
+                ));
             }
-            let (m, s): (Vec<f64>, Vec<f64>) = (0..r.width).map(|c| mean_std(&r.column(c), unbiased)).unzip();
+            let (m, s): (Vec<f64>, Vec<f64>) = (0..r.width)
+                .map(|c| mean_std(&r.column(c), unbiased))
+                .unzip();
             vec![Array::f64(vec![r.width], m), Array::f64(vec![r.width], s)]
         }
-        other => return Err(DataError::option("statistics", format!("cannot handle statistics mode `{other}`"))),
+        other => {
+            return Err(DataError::option(
+                "statistics",
+                format!("cannot handle statistics mode `{other}`"),
+            ))
+        }
     })
 }
 
 /// Per-frame type counts `[n_frames, max_type + 1]` (nequip's `bincount(atom_types, batch)`).
-fn type_counts(frames: &[&AtomicData]) -> Vec<Vec<f64>> {
-    let types: Vec<&[i64]> = frames.iter().map(|f| f.get(ATOM_TYPE_KEY).and_then(|a| a.as_i64()).unwrap_or(&[])).collect();
-    let nt = types.iter().flat_map(|t| t.iter()).copied().max().map_or(0, |m| m as usize + 1);
-    types
+fn type_counts(frames: &[&AtomicData]) -> Result<Vec<Vec<f64>>, DataError> {
+    let (types, nt) = frame_types(frames)?;
+    Ok(types
         .iter()
         .map(|t| {
             let mut c = vec![0.0; nt];
             t.iter().for_each(|&x| c[x as usize] += 1.0);
             c
         })
-        .collect()
+        .collect())
+}
+
+/// Atom types of each frame, checked to lie in `0..2^20`; and `max + 1`.
+fn frame_types<'a>(frames: &[&'a AtomicData]) -> Result<(Vec<&'a [i64]>, usize), DataError> {
+    let types: Vec<&[i64]> = frames
+        .iter()
+        .map(|f| f.get(ATOM_TYPE_KEY).and_then(|a| a.as_i64()).unwrap_or(&[]))
+        .collect();
+    if let Some(bad) = types
+        .iter()
+        .flat_map(|t| t.iter())
+        .find(|&&t| !(0..1 << 20).contains(&t))
+    {
+        return Err(DataError::option(
+            "statistics",
+            format!("invalid atom type {bad}"),
+        ));
+    }
+    let nt = types
+        .iter()
+        .flat_map(|t| t.iter())
+        .copied()
+        .max()
+        .map_or(0, |m| m as usize + 1);
+    Ok((types, nt))
 }
 
 /// Computes `modes[i]` of `fields[i]` over `frames` (nequip's `statistics`); `alpha` is the ridge
@@ -133,7 +199,10 @@ pub fn statistics(
     file: &str,
 ) -> Result<Vec<Vec<Array>>, DataError> {
     if fields.len() != modes.len() {
-        return Err(DataError::option("statistics", "fields and modes must have the same length"));
+        return Err(DataError::option(
+            "statistics",
+            "fields and modes must have the same length",
+        ));
     }
     let mut out = Vec::new();
     for (&field, &mode) in fields.iter().zip(modes) {
@@ -151,7 +220,10 @@ pub fn statistics(
                     counts.push(1);
                 }
             }
-            vec![Array::f64(vec![uniq.len()], uniq), Array::i64(vec![counts.len()], counts)]
+            vec![
+                Array::f64(vec![uniq.len()], uniq),
+                Array::i64(vec![counts.len()], counts),
+            ]
         } else if let Some(m) = mode.strip_prefix("per_atom_") {
             if kind != FieldKind::Graph {
                 return Err(DataError::option("statistics", format!("it doesn't make sense to ask for `{mode}` since `{field}` is not per-graph")));
@@ -171,18 +243,39 @@ pub fn statistics(
     Ok(out)
 }
 
-fn per_species(mode: &str, r: &Rows, kind: FieldKind, frames: &[&AtomicData], unbiased: bool, alpha: f64) -> Result<Vec<Array>, DataError> {
-    let unsupported = || DataError::option("statistics", format!("per_species_{mode} is not implemented for {kind:?} fields"));
+fn per_species(
+    mode: &str,
+    r: &Rows,
+    kind: FieldKind,
+    frames: &[&AtomicData],
+    unbiased: bool,
+    alpha: f64,
+) -> Result<Vec<Array>, DataError> {
+    let unsupported = || {
+        DataError::option(
+            "statistics",
+            format!("per_species_{mode} is not implemented for {kind:?} fields"),
+        )
+    };
     match (kind, mode) {
         (FieldKind::Graph, "mean_std") => {
-            let x = type_counts(frames);
+            let x = type_counts(frames)?;
             let y: Vec<f64> = (0..r.n()).map(|i| r.data[i * r.width]).collect();
             let (m, s) = ridge_solver(&x, &y, alpha)?;
-            Ok(vec![Array::f64(vec![m.len()], m), Array::f64(vec![s.len()], s)])
+            Ok(vec![
+                Array::f64(vec![m.len()], m),
+                Array::f64(vec![s.len()], s),
+            ])
         }
         (FieldKind::Node, "mean_std" | "rms") => {
-            let types: Vec<i64> = frames.iter().flat_map(|f| f.get(ATOM_TYPE_KEY).and_then(|a| a.as_i64()).unwrap_or(&[]).to_vec()).collect();
-            let nt = types.iter().copied().max().map_or(0, |m| m as usize + 1);
+            let (per_frame, nt) = frame_types(frames)?;
+            let types: Vec<i64> = per_frame.concat();
+            if types.len() != r.n() {
+                return Err(DataError::option(
+                    "statistics",
+                    "atom_types and the field have different numbers of atoms",
+                ));
+            }
             let w = r.width;
             let mut by_type: Vec<Vec<usize>> = vec![Vec::new(); nt];
             for (i, &t) in types.iter().enumerate().take(r.n()) {
@@ -193,7 +286,10 @@ fn per_species(mode: &str, r: &Rows, kind: FieldKind, frames: &[&AtomicData], un
                 let v = (0..nt)
                     .map(|t| {
                         let n = rows_of(t).count() as f64;
-                        let ms = sum((0..w).map(|c| sum(rows_of(t).map(|i| r.data[i * w + c].powi(2))) / n)) / w as f64;
+                        let ms =
+                            sum((0..w)
+                                .map(|c| sum(rows_of(t).map(|i| r.data[i * w + c].powi(2))) / n))
+                                / w as f64;
                         ms.sqrt()
                     })
                     .collect::<Vec<_>>();
@@ -211,7 +307,10 @@ fn per_species(mode: &str, r: &Rows, kind: FieldKind, frames: &[&AtomicData], un
                     stds.push(s);
                 }
             }
-            Ok(vec![Array::f64(vec![nt, w], means), Array::f64(vec![nt, w], stds)])
+            Ok(vec![
+                Array::f64(vec![nt, w], means),
+                Array::f64(vec![nt, w], stds),
+            ])
         }
         _ => Err(unsupported()),
     }
@@ -223,7 +322,11 @@ fn quantile(sorted: &[f64], p: f64) -> f64 {
     let lo = pos.floor() as usize;
     let hi = (lo + 1).min(sorted.len() - 1);
     let (a, b, w) = (sorted[lo], sorted[hi], pos - lo as f64);
-    if w < 0.5 { a + w * (b - a) } else { b - (b - a) * (1.0 - w) }
+    if w < 0.5 {
+        a + w * (b - a)
+    } else {
+        b - (b - a) * (1.0 - w)
+    }
 }
 
 /// Cholesky factor `L` (lower) of a symmetric positive-definite matrix.
@@ -234,7 +337,7 @@ fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
         for j in 0..=i {
             let s = a[i][j] - sum((0..j).map(|k| l[i][k] * l[j][k]));
             if i == j {
-                if !(s > 0.0) {
+                if s.is_nan() || s <= 0.0 {
                     return None;
                 }
                 l[i][i] = s.sqrt();
@@ -248,14 +351,33 @@ fn cholesky(a: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
 
 /// nequip's ridge regression `solver(X, y, alpha)`: per-species means and their uncertainties of
 /// `y ≈ X μ`, after down-sampling each distinct composition to the 25/50/75 % quantiles of its `y`.
-pub fn ridge_solver(x: &[Vec<f64>], y: &[f64], alpha: f64) -> Result<(Vec<f64>, Vec<f64>), DataError> {
+pub fn ridge_solver(
+    x: &[Vec<f64>],
+    y: &[f64],
+    alpha: f64,
+) -> Result<(Vec<f64>, Vec<f64>), DataError> {
     let nt = x.first().map_or(0, |r| r.len());
+    if x.iter().any(|r| r.len() != nt) || x.len() != y.len() {
+        return Err(DataError::option(
+            "per_species_rescale",
+            "species-count rows of different lengths, or not one energy per row",
+        ));
+    }
     if x.is_empty() || nt == 0 {
-        return Err(DataError::option("per_species_rescale", "no frames or no species for the regression"));
+        return Err(DataError::option(
+            "per_species_rescale",
+            "no frames or no species for the regression",
+        ));
     }
     // distinct compositions in lexicographic order (torch.unique(dim=0))
     let mut order: Vec<usize> = (0..x.len()).collect();
-    order.sort_by(|&a, &b| x[a].iter().zip(&x[b]).map(|(p, q)| p.total_cmp(q)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal));
+    order.sort_by(|&a, &b| {
+        x[a].iter()
+            .zip(&x[b])
+            .map(|(p, q)| p.total_cmp(q))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     let mut k = 0;
     while k < order.len() {
@@ -285,9 +407,18 @@ pub fn ridge_solver(x: &[Vec<f64>], y: &[f64], alpha: f64) -> Result<(Vec<f64>, 
         let rms = (sum((0..n).map(|r| xs[r][i] * xs[r][i])) / n as f64).sqrt();
         a[i][i] += rms * alpha * alpha;
     }
-    let dy: Vec<f64> = (0..n).map(|r| ys[r] - sum(xs[r].iter().copied()) * y_mean).collect();
-    let xy: Vec<f64> = (0..nt).map(|i| sum((0..n).map(|r| xs[r][i] * dy[r]))).collect();
-    let l = cholesky(&a).ok_or_else(|| DataError::option("per_species_rescale", "the species-count matrix is singular (a species that never occurs?)"))?;
+    let dy: Vec<f64> = (0..n)
+        .map(|r| ys[r] - sum(xs[r].iter().copied()) * y_mean)
+        .collect();
+    let xy: Vec<f64> = (0..nt)
+        .map(|i| sum((0..n).map(|r| xs[r][i] * dy[r])))
+        .collect();
+    let l = cholesky(&a).ok_or_else(|| {
+        DataError::option(
+            "per_species_rescale",
+            "the species-count matrix is singular (a species that never occurs?)",
+        )
+    })?;
     // A^{-1} column by column via forward/back substitution
     let solve = |b: &[f64]| -> Vec<f64> {
         let mut z = vec![0.0; nt];
@@ -301,8 +432,12 @@ pub fn ridge_solver(x: &[Vec<f64>], y: &[f64], alpha: f64) -> Result<(Vec<f64>, 
         x
     };
     let mean = solve(&xy);
-    let ainv: Vec<Vec<f64>> = (0..nt).map(|c| solve(&(0..nt).map(|r| (r == c) as u8 as f64).collect::<Vec<_>>())).collect();
-    let resid: Vec<f64> = (0..n).map(|r| sum((0..nt).map(|i| xs[r][i] * mean[i])) - dy[r]).collect();
+    let ainv: Vec<Vec<f64>> = (0..nt)
+        .map(|c| solve(&(0..nt).map(|r| (r == c) as u8 as f64).collect::<Vec<_>>()))
+        .collect();
+    let resid: Vec<f64> = (0..n)
+        .map(|r| sum((0..nt).map(|i| xs[r][i] * mean[i])) - dy[r])
+        .collect();
     let sigma2 = mean_std(&resid, true).1.powi(2);
     // diag(A^-1 X^T X A^-1) = row norms of X A^-1 (A^-1 symmetric)
     let std: Vec<f64> = (0..nt)
@@ -324,7 +459,10 @@ pub fn avg_num_neighbors(frames: &[&AtomicData]) -> Result<(f64, f64), DataError
         counts.extend(c);
     }
     if counts.len() < 2 {
-        return Err(DataError::option("avg_num_neighbors", "needs at least two atoms"));
+        return Err(DataError::option(
+            "avg_num_neighbors",
+            "needs at least two atoms",
+        ));
     }
     Ok(mean_std(&counts, true))
 }
@@ -332,12 +470,70 @@ pub fn avg_num_neighbors(frames: &[&AtomicData]) -> Result<(f64, f64), DataError
 impl InMemoryDataset {
     /// Frames `indices[::stride]` (sorted), or every `stride`-th frame.
     pub fn select(&self, indices: Option<&[usize]>, stride: usize) -> Vec<&AtomicData> {
-        selection(self.len(), indices, stride).into_iter().filter_map(|i| self.get(i)).collect()
+        selection(self.len(), indices, stride)
+            .into_iter()
+            .filter_map(|i| self.get(i))
+            .collect()
     }
 
     /// nequip's `dataset.statistics(fields, modes, stride, unbiased=True)` over the frames
     /// `indices` (e.g. the training split; all when `None`), ridge `alpha` 0.001 unless given.
-    pub fn statistics(&self, fields: &[&str], modes: &[&str], indices: Option<&[usize]>, stride: usize, alpha: Option<f64>) -> Result<Vec<Vec<Array>>, DataError> {
-        statistics(&self.select(indices, stride), fields, modes, true, alpha.unwrap_or(0.001), &self.file_name)
+    pub fn statistics(
+        &self,
+        fields: &[&str],
+        modes: &[&str],
+        indices: Option<&[usize]>,
+        stride: usize,
+        alpha: Option<f64>,
+    ) -> Result<Vec<Vec<Array>>, DataError> {
+        statistics(
+            &self.select(indices, stride),
+            fields,
+            modes,
+            true,
+            alpha.unwrap_or(0.001),
+            &self.file_name,
+        )
+    }
+}
+
+impl InMemoryDataset {
+    /// The value of a statistic named as in nequip's rescale options, e.g. `dataset_forces_rms`,
+    /// `dataset_total_energy_std`, `dataset_per_atom_total_energy_mean`,
+    /// `dataset_per_species_total_energy_mean` (ridge), `dataset_per_species_forces_rms`; flat.
+    pub fn dataset_statistic(
+        &self,
+        name: &str,
+        indices: Option<&[usize]>,
+        stride: usize,
+        alpha: Option<f64>,
+    ) -> Result<Vec<f64>, DataError> {
+        let bad = || {
+            DataError::option("statistics", format!("`{name}` is not a statistic name like dataset_[per_species_|per_atom_]<field>_<mean|std|rms|absmax>"))
+        };
+        let rest = name.strip_prefix("dataset_").ok_or_else(bad)?;
+        let (rest, stat, part) = [
+            ("_mean", "mean_std", 0),
+            ("_std", "mean_std", 1),
+            ("_rms", "rms", 0),
+            ("_absmax", "absmax", 0),
+        ]
+        .iter()
+        .find_map(|(suffix, mode, part)| rest.strip_suffix(suffix).map(|r| (r, *mode, *part)))
+        .ok_or_else(bad)?;
+        let (prefix, field) = ["per_species_", "per_atom_"]
+            .iter()
+            .find_map(|p| rest.strip_prefix(p).map(|f| (*p, f)))
+            .unwrap_or(("", rest));
+        if field.is_empty() {
+            return Err(bad());
+        }
+        let mode = format!("{prefix}{stat}");
+        let res = self.statistics(&[field], &[&mode], indices, stride, alpha)?;
+        res.into_iter()
+            .next()
+            .and_then(|r| r.into_iter().nth(part))
+            .map(|a| a.to_f64_vec())
+            .ok_or_else(bad)
     }
 }

@@ -10,23 +10,31 @@ use super::keys::{ATOMIC_NUMBERS_KEY, ATOM_TYPE_KEY};
 
 /// Chemical symbols by atomic number (`SYMBOLS[z]`, `X` for 0), as `ase.data.chemical_symbols`.
 pub const SYMBOLS: [&str; 119] = [
-    "X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar", "K",
-    "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr", "Rb", "Sr",
-    "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I", "Xe", "Cs", "Ba", "La",
-    "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os",
-    "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am",
-    "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh", "Fl",
-    "Mc", "Lv", "Ts", "Og",
+    "X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S",
+    "Cl", "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge",
+    "As", "Se", "Br", "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd",
+    "In", "Sn", "Sb", "Te", "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd",
+    "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg",
+    "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm",
+    "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn",
+    "Nh", "Fl", "Mc", "Lv", "Ts", "Og",
 ];
 
 /// Atomic number of a chemical symbol (`None` for unknown symbols and `X`).
 pub fn atomic_number(symbol: &str) -> Option<i64> {
-    SYMBOLS.iter().skip(1).position(|s| *s == symbol).map(|z| z as i64 + 1)
+    SYMBOLS
+        .iter()
+        .skip(1)
+        .position(|s| *s == symbol)
+        .map(|z| z as i64 + 1)
 }
 
 /// Chemical symbol of an atomic number.
 pub fn chemical_symbol(z: i64) -> Option<&'static str> {
-    usize::try_from(z).ok().filter(|&z| z > 0).and_then(|z| SYMBOLS.get(z).copied())
+    usize::try_from(z)
+        .ok()
+        .filter(|&z| z > 0)
+        .and_then(|z| SYMBOLS.get(z).copied())
 }
 
 /// The options of nequip's `TypeMapper` (config keys `chemical_symbols`,
@@ -78,16 +86,26 @@ impl TypeMapper {
         let mut c2t = o.chemical_symbol_to_type.clone();
         if let Some(symbols) = &o.chemical_symbols {
             if c2t.is_some() {
-                return Err(opt_err("chemical_symbols", "cannot provide both `chemical_symbols` and `chemical_symbol_to_type`".into()));
+                return Err(opt_err(
+                    "chemical_symbols",
+                    "cannot provide both `chemical_symbols` and `chemical_symbol_to_type`".into(),
+                ));
             }
             let mut zs = Vec::new();
             for s in symbols {
-                let z = atomic_number(s).ok_or_else(|| opt_err("chemical_symbols", format!("invalid chemical symbol `{s}`")))?;
+                let z = atomic_number(s).ok_or_else(|| {
+                    opt_err("chemical_symbols", format!("invalid chemical symbol `{s}`"))
+                })?;
                 zs.push((z, s.clone()));
             }
             zs.sort();
             zs.dedup();
-            c2t = Some(zs.into_iter().enumerate().map(|(t, (_, s))| (s, t)).collect());
+            c2t = Some(
+                zs.into_iter()
+                    .enumerate()
+                    .map(|(t, (_, s))| (s, t))
+                    .collect(),
+            );
         }
         let mut type_names = o.type_names.clone();
         let mut t2c = o.type_to_chemical_symbol.clone();
@@ -96,9 +114,17 @@ impl TypeMapper {
             let n = map.len();
             let mut names = vec![String::new(); n];
             for (sym, &t) in map {
-                let z = atomic_number(sym).ok_or_else(|| opt_err("chemical_symbol_to_type", format!("invalid chemical symbol `{sym}`")))?;
+                let z = atomic_number(sym).ok_or_else(|| {
+                    opt_err(
+                        "chemical_symbol_to_type",
+                        format!("invalid chemical symbol `{sym}`"),
+                    )
+                })?;
                 if t >= n || !names[t].is_empty() {
-                    return Err(opt_err("chemical_symbol_to_type", format!("types must be exactly 0..{n}, got {map:?}")));
+                    return Err(opt_err(
+                        "chemical_symbol_to_type",
+                        format!("types must be exactly 0..{n}, got {map:?}"),
+                    ));
                 }
                 names[t] = sym.clone();
                 z_to_type.insert(z, t as i64);
@@ -106,14 +132,20 @@ impl TypeMapper {
             match &type_names {
                 None => type_names = Some(names.clone()),
                 Some(tn) if tn.len() != n => {
-                    return Err(opt_err("type_names", format!("{} type names for {n} chemical symbols", tn.len())))
+                    return Err(opt_err(
+                        "type_names",
+                        format!("{} type names for {n} chemical symbols", tn.len()),
+                    ))
                 }
                 _ => {}
             }
             let truth: BTreeMap<usize, String> = names.into_iter().enumerate().collect();
             if let Some(given) = &t2c {
                 if *given != truth {
-                    return Err(opt_err("type_to_chemical_symbol", format!("{given:?} disagrees with chemical_symbol_to_type {map:?}")));
+                    return Err(opt_err(
+                        "type_to_chemical_symbol",
+                        format!("{given:?} disagrees with chemical_symbol_to_type {map:?}"),
+                    ));
                 }
             }
             t2c = Some(truth);
@@ -121,15 +153,34 @@ impl TypeMapper {
         let type_names = type_names.ok_or_else(|| {
             opt_err("chemical_symbols", "none of chemical_symbols, chemical_symbol_to_type, nor type_names was provided; exactly one is required".into())
         })?;
-        if let Some(bad) = type_names.iter().find(|n| n.is_empty() || !n.chars().all(char::is_alphanumeric)) {
-            return Err(opt_err("type_names", format!("type names must contain only alphanumeric characters, got `{bad}`")));
+        if let Some(bad) = type_names
+            .iter()
+            .find(|n| n.is_empty() || !n.chars().all(char::is_alphanumeric))
+        {
+            return Err(opt_err(
+                "type_names",
+                format!("type names must contain only alphanumeric characters, got `{bad}`"),
+            ));
         }
         if let Some(m) = &t2c {
-            if m.keys().copied().ne(0..type_names.len()) || m.values().any(|s| atomic_number(s).is_none()) {
-                return Err(opt_err("type_to_chemical_symbol", format!("must map every type 0..{} to a chemical symbol, got {m:?}", type_names.len())));
+            if m.keys().copied().ne(0..type_names.len())
+                || m.values().any(|s| atomic_number(s).is_none())
+            {
+                return Err(opt_err(
+                    "type_to_chemical_symbol",
+                    format!(
+                        "must map every type 0..{} to a chemical symbol, got {m:?}",
+                        type_names.len()
+                    ),
+                ));
             }
         }
-        Ok(TypeMapper { type_names, chemical_symbol_to_type: c2t, type_to_chemical_symbol: t2c, z_to_type })
+        Ok(TypeMapper {
+            type_names,
+            chemical_symbol_to_type: c2t,
+            type_to_chemical_symbol: t2c,
+            z_to_type,
+        })
     }
 
     /// Number of types.
@@ -148,14 +199,17 @@ impl TypeMapper {
             .iter()
             .enumerate()
             .map(|(atom, z)| {
-                self.z_to_type.get(z).copied().ok_or_else(|| FrameError::UnknownSpecies {
-                    atom,
-                    species: match chemical_symbol(*z) {
-                        Some(s) => format!("{s} (Z={z})"),
-                        None => format!("Z={z}"),
-                    },
-                    known: format!("{:?}", self.type_names),
-                })
+                self.z_to_type
+                    .get(z)
+                    .copied()
+                    .ok_or_else(|| FrameError::UnknownSpecies {
+                        atom,
+                        species: match chemical_symbol(*z) {
+                            Some(s) => format!("{s} (Z={z})"),
+                            None => format!("Z={z}"),
+                        },
+                        known: format!("{:?}", self.type_names),
+                    })
             })
             .collect()
     }
@@ -163,7 +217,15 @@ impl TypeMapper {
     /// Types → atomic numbers (`None` without chemical symbols or for an invalid type).
     pub fn untransform(&self, types: &[i64]) -> Option<Vec<i64>> {
         let t2c = self.type_to_chemical_symbol.as_ref()?;
-        types.iter().map(|&t| usize::try_from(t).ok().and_then(|t| t2c.get(&t)).and_then(|s| atomic_number(s))).collect()
+        types
+            .iter()
+            .map(|&t| {
+                usize::try_from(t)
+                    .ok()
+                    .and_then(|t| t2c.get(&t))
+                    .and_then(|s| atomic_number(s))
+            })
+            .collect()
     }
 
     /// nequip's `TypeMapper.__call__`: replaces `atomic_numbers` by `atom_types`; keeps existing
