@@ -7,6 +7,7 @@
 
 use crate::config::{self, Args, AutoInit, Config, Request, Resolution, Value};
 use crate::registry::{self, Kind};
+
 use crate::train::options::{GlobalOptions, TrainerOptions};
 
 /// The outcome of a check: errors (the config would fail), warnings, notes, and every
@@ -33,8 +34,9 @@ pub fn check_config(config: &mut Config, warn_unused: bool) -> Report {
     resolve_struct::<TrainerOptions>(config, "Trainer", &mut report);
     check_model_builders(config, &mut report);
     check_loss_coeffs(config, &mut report);
-    check_named(config, "dataset", Kind::Dataset, "dataset", &mut report);
-    check_named(config, "validation_dataset", Kind::Dataset, "validation_dataset", &mut report);
+    for prefix in ["dataset", "validation_dataset"] {
+        check_dataset(config, prefix, &mut report);
+    }
 
     for (k, e) in config.entries() {
         if let Some(n) = config::defaults::python_only_note(k, &e.value) {
@@ -119,16 +121,24 @@ fn check_loss_coeffs(config: &Config, report: &mut Report) {
     }
 }
 
-/// A key naming a registered item (`dataset: npz`): the name must be registered.
-fn check_named(config: &Config, key: &str, kind: Kind, component: &str, report: &mut Report) {
-    let Some(v) = config.take(key, component) else { return };
-    match v.as_str() {
-        Some(name) => {
-            if let Err(e) = registry::lookup(kind, name) {
-                report.errors.push(format!("{}{key}: {e}", place(config, key)));
+/// A dataset section: the dataset is registered, its keys and the type mapper resolve, and its
+/// file exists (a warning only: it may be downloaded from `dataset_url` or be relative to a
+/// different working directory).
+fn check_dataset(config: &mut Config, prefix: &str, report: &mut Report) {
+    match crate::data::dataset_plan(config, prefix) {
+        Ok(None) => {}
+        Ok(Some(plan)) => {
+            if let Err(e) = crate::data::TypeMapper::new(&plan.type_mapper) {
+                report.errors.push(format!("{prefix}: {e}"));
             }
+            if let Some(Value::String(f)) = plan.resolution.get("file_name") {
+                if !std::path::Path::new(f).exists() {
+                    report.warnings.push(format!("{prefix}: data file `{f}` does not exist (relative paths are taken from the working directory)"));
+                }
+            }
+            report.resolutions.push(plan.resolution);
         }
-        None => report.errors.push(format!("{}{key}: expected a {kind} name, found {}", place(config, key), config::yaml::render(v))),
+        Err(e) => report.errors.push(e.to_string()),
     }
 }
 

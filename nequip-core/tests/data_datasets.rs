@@ -341,51 +341,6 @@ fn to_dict_gives_float64_and_int64_tensors() {
 }
 
 #[test]
-fn dataset_sections_of_a_flat_config() {
-    use nequip_core::data::from_config::{dataset_config, load_from_config};
-    let yaml = format!(
-        "root: {root}\nr_max: 4.0\nchemical_symbols: [H, C]\ndataset: npz\ndataset_file_name: {npz}\nkey_mapping: {{R: pos, z: atomic_numbers, E: total_energy, F: forces}}\nnpz_fixed_field_keys: [atomic_numbers]\ndataset_include_frames: [0, 1, 2]\nvalidation_dataset: ASEDataset\nvalidation_dataset_file_name: {xyz}\nvalidation_dataset_r_max: 3.0\nvalidation_dataset_include_frames: [5]\n",
-        root = tmp("flatcfg").display(),
-        npz = data("toluene_xtb.npz").display(),
-        xyz = data("toluene_xtb.extxyz").display()
-    );
-    let config: serde_yaml::Mapping = serde_yaml::from_str(&yaml).unwrap();
-    let train = load_from_config(&config, "dataset").unwrap().unwrap();
-    assert_eq!(train.len(), 3);
-    assert_eq!(train.r_max, 4.0);
-    let val = load_from_config(&config, "validation_dataset")
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (val.len(), val.r_max, val.frame_ids.clone()),
-        (1, 3.0, vec![5])
-    );
-    // the unprefixed key_mapping is shared, but npz-only keys are not passed to the ase dataset
-    let vc = dataset_config(&config, "validation_dataset")
-        .unwrap()
-        .unwrap();
-    assert!(vc.options.get("npz_fixed_field_keys").is_none());
-    assert!(vc.options.get("key_mapping").is_some());
-    assert!(dataset_config(&config, "test_dataset").unwrap().is_none());
-    let mut own = config.clone();
-    own.insert(
-        "validation_dataset_AtomicData_options".into(),
-        serde_yaml::from_str("{r_max: 2.5}").unwrap(),
-    );
-    let vc = dataset_config(&own, "validation_dataset").unwrap().unwrap();
-    assert_eq!(
-        vc.options["AtomicData_options"]["r_max"].as_f64(),
-        Some(2.5)
-    );
-    let mut bad = config.clone();
-    bad.insert("dataset".into(), "hdf5".into());
-    assert_eq!(
-        load_from_config(&bad, "dataset").unwrap_err().to_string(),
-        "invalid option `dataset`: unknown dataset `hdf5`; known: ase, npz"
-    );
-}
-
-#[test]
 fn cache_is_rebuilt_when_the_raw_file_changes() {
     let root = tmp("rawchange");
     let file = root.join("t.extxyz");

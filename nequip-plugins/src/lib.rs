@@ -4,6 +4,7 @@
 //! | module | registers | mirrors |
 //! |---|---|---|
 //! | [`model`] | model builders (`SimpleIrrepsConfig`, ...) | `nequip/model/` |
+//! | [`data`] | datasets (`NpzDataset`/`npz`, `ASEDataset`/`ase`) | `nequip/data/dataset.py` |
 //! | [`losses`] | element-wise losses (`MSELoss`, `L1Loss`, `HuberLoss`, ...) | `torch.nn` losses used by `nequip/train/_loss.py` |
 //! | [`cli`] | the `nequip` command | `nequip/scripts/` |
 //!
@@ -12,6 +13,7 @@
 //! `link()` the same way and calls both before running the CLI.
 
 pub mod cli;
+pub mod data;
 pub mod losses;
 pub mod model;
 
@@ -26,6 +28,8 @@ pub const BUILTINS: &[(nequip_core::registry::Kind, &str)] = {
     use nequip_core::registry::Kind::*;
     &[
         (ModelBuilder, "SimpleIrrepsConfig"),
+        (Dataset, "ASEDataset"),
+        (Dataset, "NpzDataset"),
         (Loss, "MSELoss"),
         (Loss, "L1Loss"),
         (Loss, "HuberLoss"),

@@ -176,3 +176,75 @@ fn garbage_never_panics() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).1.contains("cannot read config file /nonexistent/x.yaml"));
 }
+
+fn data_file(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data").join(name).display().to_string()
+}
+
+/// `nequip data info` on both shared datasets: the numbers the data layer's tests check against
+/// numpy, through the CLI, from npz and extxyz alike.
+#[test]
+fn data_info_json_on_shared_datasets() {
+    for (file, r_max) in [("toluene_xtb.npz", "4.0"), ("toluene_xtb.extxyz", "4.0"), ("cu_emt.npz", "5.0"), ("cu_emt.extxyz", "5.0")] {
+        let o = nequip(&["data", "info", &data_file(file), "--r-max", r_max, "--json"]);
+        assert!(o.status.success(), "{file}: {}", text(&o).1);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["n_frames"], 1000, "{file}");
+        if file.starts_with("toluene") {
+            assert_eq!(v["n_atoms"], 15);
+            assert_eq!(v["species"], serde_json::json!({"C": 7, "H": 8}));
+            // independent values: mean / std of E over 1000 frames (toluene_xtb.json: E_mean, F_rms)
+            assert!((v["energy_mean"].as_f64().unwrap() - -517.5334384906937).abs() < 1e-9);
+            assert!((v["forces_rms"].as_f64().unwrap() - 1.0982949507991753).abs() < 1e-6);
+            assert!((v["per_atom_energy_mean"].as_f64().unwrap() - -517.5334384906937 / 15.0).abs() < 1e-9);
+        } else {
+            assert_eq!(v["n_atoms"], 32);
+            assert_eq!(v["species"], serde_json::json!({"Cu": 32}));
+            assert_eq!(v["cell"]["pbc"], serde_json::json!({"TTT": 1000}));
+        }
+        for key in ["r_max", "avg_num_neighbors", "energy_std", "per_atom_energy_std", "per_species_energy"] {
+            assert!(!v[key].is_null(), "{file}: {key}");
+        }
+    }
+}
+
+#[test]
+fn data_info_from_a_config_and_its_training_split() {
+    let d = Dir::new("datainfo");
+    let cfg = format!(
+        "root: {}\nr_max: 4.0\nseed: 1\ndataset_seed: 2\nn_train: 10\nn_val: 5\nchemical_symbols: [H, C]\ndataset: npz\ndataset_file_name: {}\nkey_mapping: {{R: pos, z: atomic_numbers, E: total_energy, F: forces}}\nnpz_fixed_field_keys: [atomic_numbers]\n",
+        d.0.display(),
+        data_file("toluene_xtb.npz")
+    );
+    let f = d.file("c.yaml", cfg.as_bytes());
+    let all: serde_json::Value = serde_json::from_slice(&nequip(&["data", "info", f.to_str().unwrap(), "--json"]).stdout).unwrap();
+    assert_eq!(all["n_frames"], 1000);
+    let o = nequip(&["data", "info", f.to_str().unwrap(), "--split", "train", "--json"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let train: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(train["n_frames"], 10);
+    assert_ne!(train["energy_mean"], all["energy_mean"]);
+}
+
+#[test]
+fn data_info_bad_input() {
+    let d = Dir::new("databad");
+    let o = nequip(&["data", "info", &data_file("toluene_xtb.npz")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("a data file needs --r-max R"), "{}", text(&o).1);
+    let o = nequip(&["data", "info", &data_file("toluene_xtb.npz"), "--r-max", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("r_max"), "{}", text(&o).1);
+    let junk = d.file("junk.npz", b"PK\x03\x04 this is not a zip");
+    let o = nequip(&["data", "info", junk.to_str().unwrap(), "--r-max", "4"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("junk.npz"), "{}", text(&o).1);
+    let bad_xyz = d.file("bad.xyz", b"3\nenergy=1.0 pbc=\"F F F\"\nH 0 0 0\nH 0 0 1\n");
+    let o = nequip(&["data", "info", bad_xyz.to_str().unwrap(), "--r-max", "4"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o).1;
+    assert!(err.contains("bad.xyz") && !err.contains("panicked"), "{err}");
+    let o = nequip(&["data", "info", &data_file("toluene_xtb.npz"), "--r-max", "4", "--split", "train"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!d.0.join("processed_dataset").exists());
+}

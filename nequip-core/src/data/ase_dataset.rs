@@ -29,7 +29,8 @@ pub const ASE_ALL_PROPERTIES: [&str; 13] = [
 ];
 
 /// Options of the `ase` dataset (config `dataset: ase`, keys `dataset_file_name`, ...).
-#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[crate::auto_init(crate = crate)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AseOptions {
     /// The extended XYZ file.
@@ -47,8 +48,8 @@ pub struct AseOptions {
     /// nequip passes these to `ase.io.iread`; only `format: extxyz` is supported here.
     #[serde(default)]
     pub ase_args: Option<BTreeMap<String, serde_yaml::Value>>,
-    /// Neighbor-list options, at least `r_max`.
-    #[serde(rename = "AtomicData_options")]
+    /// Neighbor-list options, at least `r_max` (filled from the config's `r_max`).
+    #[key(name = "AtomicData_options")]
     pub atomic_data_options: AtomicDataOptions,
 }
 

@@ -322,32 +322,3 @@ impl AseDataset {
     }
 }
 
-/// Loads a dataset by nequip's class name, matched case-insensitively with or without the
-/// `Dataset` suffix (`npz`, `NpzDataset`, `ase`, `ASEDataset`), from its options (the
-/// `dataset_*` keys with the prefix removed, plus `AtomicData_options`).
-pub fn load_dataset(
-    name: &str,
-    options: serde_yaml::Value,
-    type_mapper: &TypeMapper,
-    root: Option<&Path>,
-) -> Result<InMemoryDataset, DataError> {
-    let key = name.to_lowercase();
-    let key = key.strip_suffix("dataset").unwrap_or(&key);
-    let parse_err = |e: serde_yaml::Error| DataError::option(name, e.to_string());
-    match key {
-        "npz" => NpzDataset::load(
-            &serde_yaml::from_value(options).map_err(parse_err)?,
-            type_mapper,
-            root,
-        ),
-        "ase" => AseDataset::load(
-            &serde_yaml::from_value(options).map_err(parse_err)?,
-            type_mapper,
-            root,
-        ),
-        _ => Err(DataError::option(
-            "dataset",
-            format!("unknown dataset `{name}`; known: ase, npz"),
-        )),
-    }
-}

@@ -1,133 +1,146 @@
-//! Dataset options from a flat nequip config (`dataset: npz`, `dataset_file_name: ...`,
-//! `r_max: 4.0`, `chemical_symbols: [...]`, ...). Mirrors the prefix handling of
-//! `nequip/data/_build.py::dataset_from_config` with `instantiate(prefix=...)` (nequip 0.6.2):
-//! for every parameter `p` of the dataset and of `TypeMapper`, `{prefix}_p` wins over `p`;
-//! `AtomicData_options` likewise, its `r_max` defaulting to `{prefix}_r_max` or `r_max`; the dataset
-//! class is `config[prefix]` (`dataset` or `validation_dataset`); `root` is shared.
-//!
-//! A convenience for `nequip data info CONFIG.yaml`; the CLI's general key resolver may replace it.
+//! Datasets as registered builders, and nequip's `dataset_from_config`
+//! (`nequip/data/_build.py`): the dataset class named by `config[prefix]` (`dataset` or
+//! `validation_dataset`), its keys resolved by [`crate::config::resolve`] with prefixes
+//! `[ClassName, prefix]` and the whole config as optional args; `AtomicData_options` and its
+//! `r_max` found with nequip's `get_w_prefix`; the `TypeMapper` resolved the same way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use serde_yaml::{Mapping, Value};
+use crate::config::{resolve::get_with_prefix, yaml, Args, AutoInit, Config, Mapping, Request, Resolution, ResolveError, Source, Value};
+use crate::registry::{self, kind, Component, Kind, KindTag, Registration, RegistryError};
 
-use super::dataset::{load_dataset, InMemoryDataset};
+use super::dataset::{InMemoryDataset, Progress};
 use super::error::DataError;
 use super::type_mapper::{TypeMapper, TypeMapperOptions};
 
-/// Parameters of each dataset kind (besides `AtomicData_options`).
-fn parameters(kind: &str) -> Option<&'static [&'static str]> {
-    match kind {
-        "npz" => Some(&[
-            "file_name",
-            "key_mapping",
-            "include_keys",
-            "npz_fixed_field_keys",
-            "include_frames",
-        ]),
-        "ase" => Some(&[
-            "file_name",
-            "key_mapping",
-            "include_keys",
-            "include_frames",
-            "ase_args",
-        ]),
-        _ => None,
-    }
+/// A dataset builder: its options (keys) and how to load it. Registered with
+/// `#[builder(name = "...", kind = dataset, keys = Options)]`.
+pub trait DatasetBuilder: 'static {
+    type Options: AutoInit;
+    /// Load (or reuse the processed-data cache under `root`), reporting `(done, total)` frames.
+    fn load(options: Self::Options, type_mapper: &TypeMapper, root: Option<&Path>, progress: Progress<'_>) -> Result<InMemoryDataset, DataError>;
 }
 
-const TYPE_MAPPER_PARAMETERS: [&str; 4] = [
-    "chemical_symbols",
-    "chemical_symbol_to_type",
-    "type_names",
-    "type_to_chemical_symbol",
-];
+/// The factory of a registered dataset.
+pub struct DatasetFactory {
+    /// Convert the resolved keys to the typed options (type errors name the key and its place).
+    pub check: fn(&Resolution) -> Result<(), ResolveError>,
+    pub load: fn(&Resolution, &TypeMapper, Option<&Path>, Progress<'_>) -> Result<InMemoryDataset, DatasetConfigError>,
+}
 
-/// A dataset section resolved from a flat config.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DatasetConfig {
-    /// The dataset class as written (`npz`, `NpzDataset`, `ase`, ...).
-    pub name: String,
-    /// The dataset's own options (unprefixed names), ready for [`load_dataset`].
-    pub options: Value,
+impl KindTag for kind::Dataset {
+    const KIND: Kind = Kind::Dataset;
+    type Factory = DatasetFactory;
+}
+
+fn load_erased<T: DatasetBuilder>(r: &Resolution, tm: &TypeMapper, root: Option<&Path>, progress: Progress<'_>) -> Result<InMemoryDataset, DatasetConfigError> {
+    Ok(T::load(r.into_typed::<T::Options>()?, tm, root, progress)?)
+}
+
+fn check_erased<T: DatasetBuilder>(r: &Resolution) -> Result<(), ResolveError> {
+    r.into_typed::<T::Options>().map(|_| ())
+}
+
+impl<T: DatasetBuilder> Component<kind::Dataset> for T {
+    const FACTORY: DatasetFactory = DatasetFactory { check: check_erased::<T>, load: load_erased::<T> };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetConfigError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{place}`{key}`: {message}")]
+    Invalid { place: String, key: String, message: String },
+}
+
+/// A registered dataset by nequip's matching: exact name or alias, else case-insensitive with or
+/// without the `Dataset` suffix (`npz`, `NpzDataset`, `ase`, `ASEDataset`).
+pub fn find_dataset(name: &str) -> Result<&'static Registration, RegistryError> {
+    if let Ok(r) = registry::lookup(Kind::Dataset, name) {
+        return Ok(r);
+    }
+    let norm = |s: &str| {
+        let l = s.to_lowercase();
+        l.strip_suffix("dataset").map(str::to_string).unwrap_or(l)
+    };
+    let want = norm(name);
+    registry::of_kind(Kind::Dataset)
+        .into_iter()
+        .find(|r| std::iter::once(r.name).chain(r.aliases.iter().copied()).any(|n| norm(n) == want))
+        .ok_or_else(|| registry::lookup(Kind::Dataset, name).unwrap_err())
+}
+
+/// A dataset section resolved from the config (no file read yet).
+pub struct DatasetPlan {
+    pub registration: &'static Registration,
+    pub resolution: Resolution,
     pub type_mapper: TypeMapperOptions,
-    /// `root` for the processed-data cache, if configured.
-    pub root: Option<PathBuf>,
+    pub root: PathBuf,
 }
 
-fn pick<'a>(config: &'a Mapping, prefix: &str, key: &str) -> Option<&'a Value> {
-    config
-        .get(format!("{prefix}_{key}"))
-        .or_else(|| config.get(key))
+impl DatasetPlan {
+    /// Read (or load from the processed-data cache) the dataset.
+    pub fn load(&self) -> Result<InMemoryDataset, DatasetConfigError> {
+        self.load_with_progress(None)
+    }
+
+    /// [`DatasetPlan::load`] reporting `(done, total)` frames.
+    pub fn load_with_progress(&self, progress: Progress<'_>) -> Result<InMemoryDataset, DatasetConfigError> {
+        let tm = TypeMapper::new(&self.type_mapper)?;
+        let factory = self.registration.factory::<kind::Dataset>().ok_or_else(|| DatasetConfigError::Invalid {
+            place: String::new(),
+            key: self.registration.name.into(),
+            message: "registered as a dataset without a dataset factory".into(),
+        })?;
+        (factory.load)(&self.resolution, &tm, Some(&self.root), progress)
+    }
 }
 
-/// Resolves the `prefix` (`dataset` / `validation_dataset`) section; `None` when `config[prefix]`
-/// is absent (nequip's way of saying "no validation dataset").
-pub fn dataset_config(config: &Mapping, prefix: &str) -> Result<Option<DatasetConfig>, DataError> {
-    let Some(name) = config.get(prefix) else {
-        return Ok(None);
+/// Resolve the `prefix` dataset section; `None` when `config[prefix]` is absent (no validation
+/// dataset). Writes `{prefix}_AtomicData_options` (with `r_max`) into the config, as nequip does.
+pub fn dataset_plan(config: &mut Config, prefix: &str) -> Result<Option<DatasetPlan>, DatasetConfigError> {
+    let place = config.place(prefix).map(|p| format!("{p}: ")).unwrap_or_default();
+    let Some(v) = config.take(prefix, "dataset_from_config") else { return Ok(None) };
+    let name = v.as_str().ok_or_else(|| DatasetConfigError::Invalid { place: place.clone(), key: prefix.into(), message: format!("expected a dataset name, found {}", yaml::render(v)) })?.to_string();
+    let reg = find_dataset(&name).map_err(|e| DatasetConfigError::Invalid { place: place.clone(), key: prefix.into(), message: e.to_string() })?;
+
+    let component = format!("{prefix} ({})", reg.name);
+    let ado_key = "AtomicData_options";
+    let mut ado = match get_with_prefix(ado_key, &[prefix], &[Args::Config(config)], &component) {
+        None | Some(Value::Null) => Mapping::new(),
+        Some(Value::Mapping(m)) => m,
+        Some(other) => return Err(DatasetConfigError::Invalid { place: place.clone(), key: format!("{prefix}_{ado_key}"), message: format!("expected a mapping, found {}", yaml::render(&other)) }),
     };
-    let name = name
-        .as_str()
-        .ok_or_else(|| DataError::option(prefix, format!("expected a dataset name, got {name:?}")))?
-        .to_string();
-    let lower = name.to_lowercase();
-    let kind = lower.strip_suffix("dataset").unwrap_or(&lower);
-    let params = parameters(kind).ok_or_else(|| {
-        DataError::option(prefix, format!("unknown dataset `{name}`; known: ase, npz"))
-    })?;
-    let mut options = Mapping::new();
-    for p in params {
-        if let Some(v) = pick(config, prefix, p) {
-            options.insert(Value::from(*p), v.clone());
+    let r_max = get_with_prefix("r_max", &[prefix], &[Args::Map { map: &ado, name: ado_key }, Args::Config(config)], &component);
+    match r_max {
+        Some(r) => {
+            ado.insert(Value::from("r_max"), r);
         }
+        None => return Err(ResolveError::MissingKey { component, key: "r_max".into(), searched: vec![format!("{ado_key}.r_max"), format!("{prefix}_r_max"), "r_max".into()] }.into()),
     }
-    let mut ado = match pick(config, prefix, "AtomicData_options") {
-        Some(Value::Mapping(m)) => m.clone(),
-        Some(other) => {
-            return Err(DataError::option(
-                &format!("{prefix}_AtomicData_options"),
-                format!("expected a mapping, got {other:?}"),
-            ))
-        }
-        None => Mapping::new(),
-    };
-    // nequip's get_w_prefix("r_max", arg_dicts=[AtomicData_options, config]): a value inside
-    // AtomicData_options wins over `{prefix}_r_max` / `r_max` of the config
-    if !ado.contains_key("r_max") {
-        if let Some(r) = pick(config, prefix, "r_max") {
-            ado.insert(Value::from("r_max"), r.clone());
-        }
+    config.set(&format!("{prefix}_{ado_key}"), Value::Mapping(ado.clone()), Source::SetBy("dataset_from_config".into()));
+
+    let mut tm_req = Request::new(format!("{prefix} TypeMapper"), "TypeMapper", TypeMapperOptions::KEYS).prefix(prefix).optional(Args::Config(config));
+    tm_req.class_prefix = true;
+    let (type_mapper, _) = crate::config::resolve::resolve_typed::<TypeMapperOptions>(&tm_req)?;
+
+    let req = Request::for_registration(component, reg).prefix(prefix).optional(Args::Config(config)).positional(ado_key, Value::Mapping(ado));
+    let resolution = crate::config::resolve(&req)?;
+    if let Some(f) = reg.factory::<kind::Dataset>() {
+        (f.check)(&resolution)?;
     }
-    options.insert(Value::from("AtomicData_options"), Value::Mapping(ado));
-    let mut tm = Mapping::new();
-    for p in TYPE_MAPPER_PARAMETERS {
-        if let Some(v) = pick(config, prefix, p) {
-            tm.insert(Value::from(p), v.clone());
-        }
-    }
-    let type_mapper = serde_yaml::from_value(Value::Mapping(tm))
-        .map_err(|e| DataError::option("chemical_symbols", e.to_string()))?;
-    let root = config
-        .get("root")
-        .and_then(|r| r.as_str())
-        .map(PathBuf::from);
-    Ok(Some(DatasetConfig {
-        name,
-        options: Value::Mapping(options),
-        type_mapper,
-        root,
-    }))
+    let root = config.take("root", "dataset_from_config").and_then(Value::as_str).unwrap_or("./");
+    Ok(Some(DatasetPlan { registration: reg, resolution, type_mapper, root: PathBuf::from(root) }))
 }
 
-/// Loads the `prefix` dataset of a flat config (with its cache under `root` when configured).
-pub fn load_from_config(
-    config: &Mapping,
-    prefix: &str,
-) -> Result<Option<InMemoryDataset>, DataError> {
-    let Some(dc) = dataset_config(config, prefix)? else {
-        return Ok(None);
-    };
-    let tm = TypeMapper::new(&dc.type_mapper)?;
-    load_dataset(&dc.name, dc.options, &tm, dc.root.as_deref()).map(Some)
+/// nequip's `dataset_from_config(config, prefix)`: resolve and load; `None` if absent.
+pub fn dataset_from_config(config: &mut Config, prefix: &str) -> Result<Option<InMemoryDataset>, DatasetConfigError> {
+    match dataset_plan(config, prefix)? {
+        Some(plan) => plan.load().map(Some),
+        None => Ok(None),
+    }
 }

@@ -15,7 +15,7 @@
 //! |---|---|
 //! | `dataset: npz` + `dataset_*` keys | [`NpzOptions`] → [`NpzDataset::load`]`(&opts, &type_mapper, root)` |
 //! | `dataset: ase` (extxyz) | [`AseOptions`] → [`AseDataset::load`] |
-//! | `dataset_from_config(config, prefix)` | [`from_config::load_from_config`], [`load_dataset`] by class name |
+//! | `dataset_from_config(config, prefix)` | [`from_config::dataset_from_config`] (datasets are registered builders) |
 //! | `TypeMapper(...)` | [`TypeMapperOptions`] → [`TypeMapper::new`] |
 //! | `AtomicData_options` | [`AtomicDataOptions`] (`r_max`, `self_interaction`, `error_on_no_edges`) |
 //! | `dataset.statistics(fields, modes, stride)` | [`InMemoryDataset::statistics`], [`InMemoryDataset::dataset_statistic`] (`dataset_forces_rms`, ...) |
@@ -60,7 +60,8 @@ pub mod type_mapper;
 pub use array::{Array, ArrayData, DType};
 pub use ase_dataset::AseOptions;
 pub use atomic_data::{AtomicData, AtomicDataOptions};
-pub use dataset::{load_dataset, AseDataset, InMemoryDataset, NpzDataset, Progress};
+pub use dataset::{AseDataset, InMemoryDataset, NpzDataset, Progress};
+pub use from_config::{dataset_from_config, dataset_plan, DatasetBuilder, DatasetConfigError};
 pub use error::{DataError, FrameError};
 pub use neighbors::{neighbor_list, NeighborList};
 pub use npz::NpzOptions;

@@ -184,7 +184,8 @@ pub fn default_npz_key_mapping() -> BTreeMap<String, String> {
 
 /// Options of the `npz` dataset (config `dataset: npz`, keys `dataset_file_name`, ...).
 /// Field names are nequip's parameter names.
-#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[crate::auto_init(crate = crate)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NpzOptions {
     /// The `.npz` file.
@@ -192,18 +193,21 @@ pub struct NpzOptions {
     /// npz key → field name. Default: nequip's (`positions→pos`, `energy→total_energy`,
     /// `force`/`forces→forces`, `Z`/`atomic_number→atomic_numbers`); keys not mapped keep their name.
     #[serde(default = "default_npz_key_mapping")]
+    #[key(default = default_npz_key_mapping())]
     pub key_mapping: BTreeMap<String, String>,
     /// Extra keys to load (under their own or mapped name). Default empty.
     #[serde(default)]
+    #[key(default)]
     pub include_keys: Vec<String>,
     /// Fields (mapped names) stored once for all frames, tiled over frames. Default empty.
     #[serde(default)]
+    #[key(default)]
     pub npz_fixed_field_keys: Vec<String>,
     /// Only these frames (indices into the file), in this order. Default all.
     #[serde(default)]
     pub include_frames: Option<Vec<usize>>,
-    /// Neighbor-list options, at least `r_max`.
-    #[serde(rename = "AtomicData_options")]
+    /// Neighbor-list options, at least `r_max` (filled from the config's `r_max`).
+    #[key(name = "AtomicData_options")]
     pub atomic_data_options: AtomicDataOptions,
 }
 

@@ -39,7 +39,8 @@ pub fn chemical_symbol(z: i64) -> Option<&'static str> {
 
 /// The options of nequip's `TypeMapper` (config keys `chemical_symbols`,
 /// `chemical_symbol_to_type`, `type_names`, `type_to_chemical_symbol`, possibly `dataset_`-prefixed).
-#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[crate::auto_init(crate = crate)]
+#[derive(Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TypeMapperOptions {
     /// Symbols; types are assigned in order of atomic number.

@@ -2,6 +2,7 @@
 //! [`main`] is what a binary calls after linking its plugin crates (see [`crate::link`]).
 
 mod config_cmd;
+mod data_cmd;
 mod list;
 
 use std::process::ExitCode;
@@ -22,6 +23,9 @@ pub enum Command {
     /// Check or explain a config file.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Look at a dataset before training.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
 }
 
 /// Parse the process arguments, run, print errors; the exit code is 0 only on success.
@@ -55,5 +59,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::List(a) => list::run(a),
         Command::Config(c) => config_cmd::run(c),
+        Command::Data(c) => data_cmd::run(c),
     }
 }
