@@ -220,7 +220,7 @@ impl NormActivation {
         let n2 = Tensor::zeros(shape.as_slice(), (x.kind(), x.device())).index_add(-1, &idx, &(x * x));
         let norms = if self.eps2 > 0.0 {
             let eps = Tensor::full([1], self.eps2, (x.kind(), x.device()));
-            n2.lt(self.eps2).where_self(&eps, &n2).sqrt()
+            eps.where_self(&n2.lt(self.eps2), &n2).sqrt()
         } else {
             n2.relu().sqrt()
         };
