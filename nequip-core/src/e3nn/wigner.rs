@@ -251,8 +251,33 @@ pub fn wigner_d(l: u32, alpha: &Tensor, beta: &Tensor, gamma: &Tensor) -> Tensor
     let (kind, device) = (alpha.kind(), alpha.device());
     let g = |i: usize| Tensor::from_slice(&gens[i]).reshape([d, d]).to_kind(kind).to_device(device);
     let (x0, x1) = (g(0), g(1));
-    let e = |a: &Tensor, x: &Tensor| (a.unsqueeze(-1).unsqueeze(-1) * x).linalg_matrix_exp();
+    // Angles reduced to [-pi, pi]: the generators have eigenvalues i m, |m| <= l, so the
+    // exponent has spectral norm <= pi l.
+    let two_pi = 2.0 * std::f64::consts::PI;
+    let e = |a: &Tensor, x: &Tensor| {
+        let a = a - (a / two_pi).round().detach() * two_pi;
+        expm(&(a.unsqueeze(-1).unsqueeze(-1) * x), std::f64::consts::PI * l as f64)
+    };
     e(alpha, &x1).matmul(&e(beta, &x0)).matmul(&e(gamma, &x1))
+}
+
+/// Matrix exponential of `a [..., d, d]` with spectral norm at most `bound`, by scaling and
+/// squaring with a degree-18 Taylor polynomial (scaled norm <= 1/2, truncation < 1e-22).
+/// libtorch's `matrix_exp` loses ~1e-10 for small angles in f64, hence this.
+fn expm(a: &Tensor, bound: f64) -> Tensor {
+    let s = if bound > 0.5 { (bound / 0.5).log2().ceil() as i32 } else { 0 };
+    let a = a / 2f64.powi(s);
+    let d = a.size()[a.dim() - 1];
+    let eye = Tensor::eye(d, (a.kind(), a.device())).expand_as(&a);
+    // Horner: I + A/1 (I + A/2 (I + ... (I + A/18)))
+    let mut r = eye.shallow_clone();
+    for k in (1..=18).rev() {
+        r = &eye + a.matmul(&r) / k as f64;
+    }
+    for _ in 0..s {
+        r = r.matmul(&r);
+    }
+    r
 }
 
 /// e3nn's `angles_to_matrix(a, b, c) = Ry(a) Rx(b) Ry(c)`; returns `[..., 3, 3]`.

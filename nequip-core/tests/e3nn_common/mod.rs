@@ -106,7 +106,13 @@ pub fn fd_check_second(f: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, h: f64) -> f64
     };
     let (xx, g) = grad_at(&x0, true);
     let gv = (&g * &v).sum(Kind::Double);
-    let hv = Tensor::run_backward(&[&gv], &[&xx], false, false).pop().expect("hvp");
+    // (libtorch aborts on a backward through a graph-less tensor: a gradient independent of x
+    // has a zero Hessian)
+    let hv = if gv.requires_grad() {
+        Tensor::run_backward(&[&gv], &[&xx], false, false).pop().expect("hvp")
+    } else {
+        xx.zeros_like()
+    };
     let gp = grad_at(&(&x0 + &v * h), false).1;
     let gm = grad_at(&(&x0 - &v * h), false).1;
     let fd = (gp - gm) / (2.0 * h);
