@@ -212,6 +212,12 @@ fn nequip_convolution_instructions_and_fctp_constructor() {
             .collect();
         assert_eq!(got, want, "{case}");
         assert_eq!(sorted.irreps.simplify().to_string(), c["irreps_mid_simplified"].as_str().unwrap());
+        // the library helper builds the same
+        let tp = TensorProduct::nequip_convolution(in1, in2, &filter).unwrap();
+        assert_eq!(tp.irreps_out, sorted.irreps);
+        let helper: Vec<_> = tp.instructions.iter().map(|i| (i.i_in1, i.i_in2, i.i_out)).collect();
+        assert_eq!(helper, want, "{case}");
+        assert!(tp.uses_fast_kernel());
     }
     // FullyConnectedTensorProduct builds e3nn's instruction list and internal weight
     let vs = tch::nn::VarStore::new(Device::Cpu);

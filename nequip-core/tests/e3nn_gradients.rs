@@ -49,21 +49,8 @@ fn linear_derivatives() {
 }
 
 fn conv_tp() -> TensorProduct {
-    let (i1, i2): (Irreps, Irreps) = ("2x0e+2x1o+2x2e".parse().unwrap(), Irreps::spherical_harmonics(2, -1));
-    let mut mid = Vec::new();
-    let mut ins = Vec::new();
-    for (a, x) in i1.iter().enumerate() {
-        for (b, y) in i2.iter().enumerate() {
-            for ir in x.ir.product(&y.ir) {
-                if ir.l <= 2 {
-                    ins.push(Instruction::new(a, b, mid.len(), ConnectionMode::Uvu, true));
-                    mid.push(MulIr { mul: x.mul, ir });
-                }
-            }
-        }
-    }
-    let opts = TpOptions { shared_weights: Some(false), ..Default::default() };
-    TensorProduct::new(None, i1, i2, Irreps(mid), ins, opts).unwrap()
+    let filter: Irreps = "2x0e+2x1o+2x2e+2x0o+2x1e+2x2o".parse().unwrap();
+    TensorProduct::nequip_convolution("2x0e+2x1o+2x2e".parse().unwrap(), Irreps::spherical_harmonics(2, -1), &filter).unwrap()
 }
 
 #[test]

@@ -245,6 +245,32 @@ impl TensorProduct {
         Self::new(path, irreps_in1, irreps_in2, irreps_out, ins, opts)
     }
 
+    /// NequIP's convolution tensor product (`nequip/nn/_interaction_block.py`): a weighted
+    /// `uvu` path for every `(i, j)` and `ir_out ∈ ir_i ⊗ ir_j` with `ir_out` in `filter`, one
+    /// output block per path (`mul_i x ir_out`), the output irreps then stably sorted (e3nn's
+    /// `Irreps.sort`) with the instructions' `i_out` permuted accordingly; per-sample external
+    /// weights (from the radial MLP).
+    pub fn nequip_convolution(irreps_in1: Irreps, irreps_in2: Irreps, filter: &Irreps) -> Result<Self, E3nnError> {
+        let mut mid = Vec::new();
+        let mut ins = Vec::new();
+        for (i, a) in irreps_in1.iter().enumerate() {
+            for (j, b) in irreps_in2.iter().enumerate() {
+                for ir in a.ir.product(&b.ir) {
+                    if filter.contains(ir) {
+                        ins.push(Instruction::new(i, j, mid.len(), ConnectionMode::Uvu, true));
+                        mid.push(super::irreps::MulIr { mul: a.mul, ir });
+                    }
+                }
+            }
+        }
+        let sorted = Irreps(mid).sort();
+        for i in &mut ins {
+            i.i_out = sorted.p[i.i_out];
+        }
+        let opts = TpOptions { shared_weights: Some(false), internal_weights: Some(false), ..Default::default() };
+        Self::new(None, irreps_in1, irreps_in2, sorted.irreps, ins, opts)
+    }
+
     /// Whether the fast grouped kernel is used (else one einsum chain per path).
     pub fn uses_fast_kernel(&self) -> bool {
         self.kernel.is_fast()

@@ -3,12 +3,14 @@
 //!
 //! * [`UvuKernel`] — all paths `uvu`, every used block of input 2 with multiplicity 1 (NequIP's
 //!   convolution: features ⊗ edge spherical harmonics with per-edge weights). With
-//!   `R = x2 @ C` (one matmul against a dense block of all path-weighted Clebsch–Gordan
-//!   coefficients) the path `p` from input block `i` is `out_p[z,u,k] = W_p[z,u] sum_a
-//!   x1_i[z,u,a] R_p[z,a,k]`, so each input-1 block needs one `bmm` for all its paths; the
-//!   weights are applied by one gather + multiply and the result is put in output order by one
-//!   gather (or `index_add` when paths share an output). About 5 + 2·(blocks of input 1) ops in
-//!   total, independent of the number of paths, and no `u`-sized intermediate beyond the output.
+//!   `R = x2 @ C` (a matmul against the dense, path-weighted Clebsch–Gordan coefficients)
+//!   the path `p` from input block `i` is `out_p[z,u,k] = sum_a (W_p[z,u] x1_i[z,u,a])
+//!   R_p[z,a,k]`. Paths are grouped by (input-1 block, output degree): each group is one
+//!   weight-broadcast multiply and one batched `bmm` whose result is already laid out as
+//!   e3nn's output blocks, so the output is written once and copied once (the final `cat`);
+//!   a single gather reorders the weights. That is ~4 ops per group (≤ (l_max+1)² groups)
+//!   instead of e3nn's several ops per path, and memory traffic is dominated by 2 passes over
+//!   the output (plus the same in the backward pass).
 //! * [`GenericKernel`] — any instruction list: one short einsum chain per path.
 
 use std::collections::HashMap;
@@ -86,26 +88,30 @@ impl Kernel {
     }
 }
 
-/// One group of [`UvuKernel`]: all paths from one block of input 1.
+/// One sub-group of [`UvuKernel`]: the `n` paths from one input-1 block to one output `l`.
 #[derive(Debug)]
-struct UvuGroup {
-    /// Start and multiplicity / irrep dimension of the input-1 block.
-    start1: i64,
+struct UvuSub {
+    /// Input-1 block, its multiplicity and irrep dimension; output irrep dimension.
+    block1: usize,
     mul: i64,
     d1: i64,
-    /// Offset of this group's columns in `R` and its output width `K` (sum of path dims).
-    r_off: i64,
-    k: i64,
+    d3: i64,
+    /// Instruction indices of the paths (in the order of the sub-group's CG columns).
+    paths: Vec<usize>,
+    /// Width of this sub-group's slice of the permuted weight (`n * mul`, 0 if unweighted).
+    w_len: i64,
 }
 
 #[derive(Debug)]
 pub(crate) struct UvuKernel {
-    groups: Vec<UvuGroup>,
-    dim_out: i64,
+    subs: Vec<UvuSub>,
+    block_dims1: Vec<i64>,
+    /// `(mul, dim)` of every output block.
+    out_blocks: Vec<(i64, i64)>,
+    /// `i_out` of every instruction.
+    path_out: Vec<usize>,
     weighted: bool,
-    /// `index_add` (paths sharing an output) instead of a plain gather.
-    accumulate: bool,
-    /// [cg `[dim2, S]`, weight gather `[T]`, output index `[T]` or `[dim_out]`]
+    /// [weight permutation `[wn]` (i64), then one CG block `[dim2, n*d1*d3]` per sub-group]
     bufs: Buffers,
 }
 
@@ -118,124 +124,108 @@ impl UvuKernel {
             return None;
         }
         let weighted = ins[0].has_weight;
-        let (s1, s2, so) = (in1.slices(), in2.slices(), out.slices());
+        let s2 = in2.slices();
         let dim2 = in2.dim();
-        // weight offsets in instruction order
+        // flat weight offset of every path (instruction order; path_shape (mul, 1))
         let mut w_off = Vec::with_capacity(ins.len());
         let mut acc = 0;
         for i in ins {
             w_off.push(acc);
-            if i.has_weight {
-                acc += i.path_shape.iter().product::<usize>();
-            }
+            acc += i.path_shape.iter().product::<usize>();
         }
-        // group instructions by input-1 block, in order of first appearance
-        let mut order: Vec<usize> = Vec::new();
+        // sub-groups keyed by (input-1 block, output l), in order of first appearance
+        let mut keys: Vec<(usize, u32)> = Vec::new();
         for i in ins {
-            if !order.contains(&i.i_in1) {
-                order.push(i.i_in1);
+            let key = (i.i_in1, out[i.i_out].ir.l);
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
-        let mut groups = Vec::new();
-        let mut cg_cols: Vec<Vec<f64>> = Vec::new(); // column-major pieces: each column has dim2 rows
-        let (mut w_idx, mut src_pos, mut dst_pos) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut r_off, mut t_off) = (0usize, 0usize);
-        for &g in &order {
-            let paths: Vec<usize> = (0..ins.len()).filter(|&p| ins[p].i_in1 == g).collect();
-            let (mul, d1) = (in1[g].mul, in1[g].ir.dim());
-            let k: usize = paths.iter().map(|&p| out[ins[p].i_out].ir.dim()).sum();
-            // R_g columns are indexed (a, kk): a over d1, kk over the concatenated path outputs.
-            for a in 0..d1 {
-                for &p in &paths {
-                    let i = &ins[p];
-                    let (l1, l2, l3) = (in1[i.i_in1].ir.l, in2[i.i_in2].ir.l, out[i.i_out].ir.l);
-                    let c = wigner_3j_f64(l1, l2, l3).ok()?;
-                    let (d2, d3) = (2 * l2 as usize + 1, 2 * l3 as usize + 1);
-                    for kk in 0..d3 {
+        let mut subs = Vec::new();
+        let mut w_perm: Vec<i64> = Vec::new();
+        let mut cgs = Vec::new();
+        for (b1, l3) in keys {
+            let paths: Vec<usize> = (0..ins.len()).filter(|&p| ins[p].i_in1 == b1 && out[ins[p].i_out].ir.l == l3).collect();
+            let (mul, d1, d3) = (in1[b1].mul, in1[b1].ir.dim(), 2 * l3 as usize + 1);
+            // CG columns ordered (path, a, k): R_s = x2 @ cg viewed as [Z * n, d1, d3].
+            let mut cols: Vec<Vec<f64>> = Vec::new();
+            for &p in &paths {
+                let i = &ins[p];
+                let (l1, l2) = (in1[i.i_in1].ir.l, in2[i.i_in2].ir.l);
+                let c = wigner_3j_f64(l1, l2, l3).ok()?;
+                let d2 = 2 * l2 as usize + 1;
+                for a in 0..d1 {
+                    for k in 0..d3 {
                         let mut col = vec![0.0; dim2];
                         for b in 0..d2 {
-                            col[s2[i.i_in2].start + b] = i.path_weight * c[(a * d2 + b) * d3 + kk];
+                            col[s2[i.i_in2].start + b] = i.path_weight * c[(a * d2 + b) * d3 + k];
                         }
-                        cg_cols.push(col);
+                        cols.push(col);
                     }
                 }
-            }
-            // output bookkeeping: O_g[z, u, kk] at t_off + u*k + kk
-            for u in 0..mul {
-                let mut kk0 = 0;
-                for &p in &paths {
-                    let i = &ins[p];
-                    let d3 = out[i.i_out].ir.dim();
-                    for kk in 0..d3 {
-                        src_pos.push(t_off + u * k + kk0 + kk);
-                        dst_pos.push(so[i.i_out].start + u * d3 + kk);
-                        w_idx.push(w_off[p] + u); // path_shape (mul, 1): flat index u
-                    }
-                    kk0 += d3;
+                if weighted {
+                    w_perm.extend((0..mul).map(|u| (w_off[p] + u) as i64));
                 }
             }
-            groups.push(UvuGroup { start1: s1[g].start as i64, mul: mul as i64, d1: d1 as i64, r_off: r_off as i64, k: k as i64 });
-            r_off += d1 * k;
-            t_off += mul * k;
+            let ncols = cols.len() as i64;
+            cgs.push(Tensor::from_slice(&cols.concat()).reshape([ncols, dim2 as i64]).transpose(0, 1).contiguous());
+            let w_len = if weighted { (paths.len() * mul) as i64 } else { 0 };
+            subs.push(UvuSub { block1: b1, mul: mul as i64, d1: d1 as i64, d3: d3 as i64, paths, w_len });
         }
-        // Arrange src -> dst. If dst is a permutation of 0..dim_out, use a gather from O.
-        let dim_out = out.dim();
-        let mut seen = vec![false; dim_out];
-        let mut injective = true;
-        for &d in &dst_pos {
-            injective &= !std::mem::replace(&mut seen[d], true);
-        }
-        let accumulate = !(injective && seen.iter().all(|&s| s));
-        // weight gather indexed by O position (t order)
-        let mut w_by_t = vec![0i64; t_off];
-        for (&s, &w) in src_pos.iter().zip(&w_idx) {
-            w_by_t[s] = w as i64;
-        }
-        let out_index: Vec<i64> = if accumulate {
-            let mut dst_by_t = vec![0i64; t_off];
-            for (&s, &d) in src_pos.iter().zip(&dst_pos) {
-                dst_by_t[s] = d as i64;
-            }
-            dst_by_t
-        } else {
-            let mut src_by_dst = vec![0i64; dim_out];
-            for (&s, &d) in src_pos.iter().zip(&dst_pos) {
-                src_by_dst[d] = s as i64;
-            }
-            src_by_dst
-        };
-        let ncols = cg_cols.len() as i64;
-        let flat: Vec<f64> = cg_cols.concat();
-        let cg = Tensor::from_slice(&flat).reshape([ncols, dim2 as i64]).transpose(0, 1).contiguous();
-        let bufs = Buffers::new(vec![cg, Tensor::from_slice(&w_by_t), Tensor::from_slice(&out_index)]);
-        Some(UvuKernel { groups, dim_out: dim_out as i64, weighted, accumulate, bufs })
+        let mut base = vec![Tensor::from_slice(&w_perm)];
+        base.extend(cgs);
+        Some(UvuKernel {
+            subs,
+            block_dims1: in1.iter().map(|m| m.dim() as i64).collect(),
+            out_blocks: out.iter().map(|m| (m.mul as i64, m.ir.dim() as i64)).collect(),
+            path_out: ins.iter().map(|i| i.i_out).collect(),
+            weighted,
+            bufs: Buffers::new(base),
+        })
     }
 
+    /// Per sub-group `s` (paths `p` from block `x1_b [Z, U, d1]` to output degree `l`):
+    /// `A[z,p,u,a] = W_p[z,u] x1_b[z,u,a]`, `R = x2 @ C_s` viewed `[Z*n, d1, d3]`, and one
+    /// `bmm` gives every path's output `[Z, n, U, d3]` already in e3nn's per-block layout;
+    /// the blocks are then concatenated in output order (the only output-sized copy).
     fn forward(&self, x1: &Tensor, x2: &Tensor, w: Option<&Tensor>) -> Tensor {
         let b = self.bufs.get(x1);
-        let (cg, w_idx, out_idx) = (&b[0], &b[1], &b[2]);
+        let (w_perm, cgs) = (&b[0], &b[1..]);
         let z = x1.size()[0];
-        let r = x2.matmul(cg);
-        let parts: Vec<Tensor> = self
-            .groups
-            .iter()
-            .map(|g| {
-                let x = x1.narrow(1, g.start1, g.mul * g.d1).reshape([z, g.mul, g.d1]);
-                let rg = r.narrow(1, g.r_off, g.d1 * g.k).reshape([z, g.d1, g.k]);
-                let o = if g.d1 == 1 { x * rg } else { x.bmm(&rg) };
-                o.reshape([z, g.mul * g.k])
+        let x1_blocks = x1.split_with_sizes(self.block_dims1.as_slice(), 1);
+        let w_subs: Vec<Tensor> = if self.weighted {
+            let w = w.expect("TensorProduct: weights are required");
+            let lens: Vec<i64> = self.subs.iter().map(|s| s.w_len).collect();
+            w.index_select(-1, w_perm).split_with_sizes(lens.as_slice(), -1)
+        } else {
+            vec![]
+        };
+        let mut per_out: Vec<Vec<Tensor>> = (0..self.out_blocks.len()).map(|_| Vec::new()).collect();
+        for (si, (s, cg)) in self.subs.iter().zip(cgs).enumerate() {
+            let n = s.paths.len() as i64;
+            let x = x1_blocks[s.block1].view([z, 1, s.mul, s.d1]);
+            let a = match w_subs.get(si) {
+                // shared weights [n*U] broadcast over z, per-sample [z, n*U]
+                Some(ws) => ws.reshape([-1, n, s.mul, 1]) * x,
+                None => x.expand([z, n, s.mul, s.d1], false),
+            }
+            .reshape([z * n, s.mul, s.d1]);
+            let r = x2.matmul(cg).view([z * n, s.d1, s.d3]);
+            let o = if s.d1 == 1 { a * r } else { a.bmm(&r) };
+            for (p, t) in s.paths.iter().zip(o.view([z, n, s.mul * s.d3]).unbind(1)) {
+                per_out[self.path_out[*p]].push(t);
+            }
+        }
+        let blocks: Vec<Tensor> = per_out
+            .into_iter()
+            .zip(&self.out_blocks)
+            .map(|(ts, &(m, d))| {
+                ts.into_iter()
+                    .reduce(|acc, t| acc + t)
+                    .unwrap_or_else(|| Tensor::zeros([z, m * d], (x1.kind(), x1.device())))
             })
             .collect();
-        let mut o = if parts.len() == 1 { parts.into_iter().next().expect("one") } else { Tensor::cat(&parts, 1) };
-        if self.weighted {
-            let w = w.expect("TensorProduct: weights are required");
-            o = o * w.index_select(-1, w_idx);
-        }
-        if self.accumulate {
-            Tensor::zeros([z, self.dim_out], (o.kind(), o.device())).index_add(1, out_idx, &o)
-        } else {
-            o.index_select(1, out_idx)
-        }
+        Tensor::cat(&blocks, 1)
     }
 }
 
