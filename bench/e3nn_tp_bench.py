@@ -7,7 +7,8 @@ backward (gradients w.r.t. x1, x2, weights of sum(out * probe)); minimum over re
 
 Not part of the project (which never needs Python). Set up outside the repository:
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch==2.13.0 e3nn==0.5.9
-    /tmp/venv/bin/python bench/e3nn_tp_bench.py [quick]
+    /tmp/venv/bin/python -W ignore bench/e3nn_tp_bench.py [quick] [cpu] [E=5000] [U=64] [L=3] [dtype=f32]
+`cpu`: one torch thread, CPU time of the thread (time.thread_time), as the Rust bench's `cpu`.
 """
 import sys
 import time
@@ -36,27 +37,37 @@ def conv_tp(mul, lmax):
     return o3.TensorProduct(irreps_in1, irreps_sh, irreps_mid, instructions, shared_weights=False, internal_weights=False)
 
 
-def timeit(reps, f):
+def timeit(reps, f, cpu):
+    clock = time.thread_time if cpu else time.perf_counter
     f()
     best = float("inf")
     for _ in range(reps):
-        t = time.perf_counter()
+        t = clock()
         f()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, clock() - t)
     return best
 
 
+def keep(key, value):
+    vals = [a[len(key):] for a in sys.argv[1:] if a.startswith(key)]
+    return not vals or str(value) in vals
+
+
 def main():
-    torch.set_num_threads(2)
     quick = "quick" in sys.argv
+    cpu = "cpu" in sys.argv
+    torch.set_num_threads(1 if cpu else 2)
     edges = [500, 5000] if quick else [500, 5000, 50000]
-    print(f"torch {torch.__version__}, e3nn {__import__('e3nn').__version__}, threads {torch.get_num_threads()}")
+    what = "thread CPU time, 1 thread" if cpu else "wall time"
+    print(f"torch {torch.__version__}, e3nn {__import__('e3nn').__version__}, threads {torch.get_num_threads()}, {what}, min over repetitions")
     print("| E | U | l_max | dtype | paths | out dim | forward ms | forward+backward ms |")
     print("|---|---|---|---|---|---|---|---|")
     for e in edges:
         for mul in (16, 32, 64):
             for lmax in (1, 2, 3):
                 for dtype, dt in ((torch.float32, "f32"), (torch.float64, "f64")):
+                    if not (keep("E=", e) and keep("U=", mul) and keep("L=", lmax) and keep("dtype=", dt)):
+                        continue
                     torch.set_default_dtype(dtype)
                     tp = conv_tp(mul, lmax)
                     dim_out = tp.irreps_out.dim
@@ -79,7 +90,7 @@ def main():
                         out = tp(x1, x2, w)
                         torch.autograd.grad((out * probe).sum(), [x1, x2, w])
 
-                    print(f"{head} {timeit(reps, fwd) * 1e3:.3f} | {timeit(reps, fb) * 1e3:.3f} |", flush=True)
+                    print(f"{head} {timeit(reps, fwd, cpu) * 1e3:.3f} | {timeit(reps, fb, cpu) * 1e3:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,14 @@
 //!
 //! * [`UvuKernel`] — all paths `uvu`, every used block of input 2 with multiplicity 1 (NequIP's
 //!   convolution: features ⊗ edge spherical harmonics with per-edge weights). With
-//!   `R = x2 @ C` (a matmul against the dense, path-weighted Clebsch–Gordan coefficients)
-//!   the path `p` from input block `i` is `out_p[z,u,k] = sum_a (W_p[z,u] x1_i[z,u,a])
-//!   R_p[z,a,k]`. Paths are grouped by (input-1 block, output degree): each group is one
-//!   weight-broadcast multiply and one batched `bmm` whose result is already laid out as
-//!   e3nn's output blocks, so the output is written once and copied once (the final `cat`);
-//!   a single gather reorders the weights. That is ~4 ops per group (≤ (l_max+1)² groups)
-//!   instead of e3nn's several ops per path, and memory traffic is dominated by 2 passes over
-//!   the output (plus the same in the backward pass).
+//!   `R = x2 @ C` (one matmul against the dense, path-weighted Clebsch–Gordan coefficients
+//!   of all paths) the path `p` from input block `i` is `out_p[z,u,k] = W_p[z,u] sum_a
+//!   x1_i[z,u,a] R_p[z,a,k]`: one batched matmul per input-1 block covers all its paths, one
+//!   broadcast multiply per (block, output degree) applies the weights and writes the result
+//!   directly in e3nn's `[mul, 2l+1]` block layout, one gather reorders the weights and one
+//!   `cat` assembles the output. That is ~3 ops per block + 2 per (block, degree) instead of
+//!   e3nn's several ops per path, with ~3 passes over the output forward (and no
+//!   output-sized scatter or zero-filling backward).
 //! * [`GenericKernel`] — any instruction list: one short einsum chain per path.
 
 use std::collections::HashMap;
@@ -88,30 +88,33 @@ impl Kernel {
     }
 }
 
-/// One sub-group of [`UvuKernel`]: the `n` paths from one input-1 block to one output `l`.
+/// The paths of [`UvuKernel`] from one input-1 block, split by output degree.
 #[derive(Debug)]
-struct UvuSub {
-    /// Input-1 block, its multiplicity and irrep dimension; output irrep dimension.
+struct UvuGroup {
+    /// Input-1 block, its multiplicity and irrep dimension.
     block1: usize,
     mul: i64,
     d1: i64,
-    d3: i64,
-    /// Instruction indices of the paths (in the order of the sub-group's CG columns).
-    paths: Vec<usize>,
-    /// Width of this sub-group's slice of the permuted weight (`n * mul`, 0 if unweighted).
-    w_len: i64,
+    /// Per output degree: `(d3, instruction indices)`; the group's `K = sum n * d3` columns.
+    subs: Vec<(i64, Vec<usize>)>,
+}
+
+impl UvuGroup {
+    fn k(&self) -> i64 {
+        self.subs.iter().map(|(d3, p)| d3 * p.len() as i64).sum()
+    }
 }
 
 #[derive(Debug)]
 pub(crate) struct UvuKernel {
-    subs: Vec<UvuSub>,
+    groups: Vec<UvuGroup>,
     block_dims1: Vec<i64>,
     /// `(mul, dim)` of every output block.
     out_blocks: Vec<(i64, i64)>,
     /// `i_out` of every instruction.
     path_out: Vec<usize>,
     weighted: bool,
-    /// [weight permutation `[wn]` (i64), then one CG block `[dim2, n*d1*d3]` per sub-group]
+    /// [CG `[dim2, sum_g d1*K_g]`, weight permutation `[wn]` (i64)]
     bufs: Buffers,
 }
 
@@ -133,87 +136,106 @@ impl UvuKernel {
             w_off.push(acc);
             acc += i.path_shape.iter().product::<usize>();
         }
-        // sub-groups keyed by (input-1 block, output l), in order of first appearance
-        let mut keys: Vec<(usize, u32)> = Vec::new();
+        let mut blocks: Vec<usize> = Vec::new();
         for i in ins {
-            let key = (i.i_in1, out[i.i_out].ir.l);
-            if !keys.contains(&key) {
-                keys.push(key);
+            if !blocks.contains(&i.i_in1) {
+                blocks.push(i.i_in1);
             }
         }
-        let mut subs = Vec::new();
+        let mut groups = Vec::new();
+        let mut cols: Vec<Vec<f64>> = Vec::new();
         let mut w_perm: Vec<i64> = Vec::new();
-        let mut cgs = Vec::new();
-        for (b1, l3) in keys {
-            let paths: Vec<usize> = (0..ins.len()).filter(|&p| ins[p].i_in1 == b1 && out[ins[p].i_out].ir.l == l3).collect();
-            let (mul, d1, d3) = (in1[b1].mul, in1[b1].ir.dim(), 2 * l3 as usize + 1);
-            // CG columns ordered (path, a, k): R_s = x2 @ cg viewed as [Z * n, d1, d3].
-            let mut cols: Vec<Vec<f64>> = Vec::new();
-            for &p in &paths {
-                let i = &ins[p];
-                let (l1, l2) = (in1[i.i_in1].ir.l, in2[i.i_in2].ir.l);
-                let c = wigner_3j_f64(l1, l2, l3).ok()?;
-                let d2 = 2 * l2 as usize + 1;
-                for a in 0..d1 {
-                    for k in 0..d3 {
-                        let mut col = vec![0.0; dim2];
-                        for b in 0..d2 {
-                            col[s2[i.i_in2].start + b] = i.path_weight * c[(a * d2 + b) * d3 + k];
+        for b1 in blocks {
+            let (mul, d1) = (in1[b1].mul, in1[b1].ir.dim());
+            let mut l3s: Vec<u32> = Vec::new();
+            for i in ins.iter().filter(|i| i.i_in1 == b1) {
+                if !l3s.contains(&out[i.i_out].ir.l) {
+                    l3s.push(out[i.i_out].ir.l);
+                }
+            }
+            let subs: Vec<(i64, Vec<usize>)> = l3s
+                .iter()
+                .map(|&l3| {
+                    let paths = (0..ins.len()).filter(|&p| ins[p].i_in1 == b1 && out[ins[p].i_out].ir.l == l3).collect();
+                    (2 * l3 as i64 + 1, paths)
+                })
+                .collect();
+            // CG columns ordered (a, sub, path, k): R_g = x2 @ C_g viewed as [Z, d1, K_g].
+            for a in 0..d1 {
+                for (d3, paths) in &subs {
+                    for &p in paths {
+                        let i = &ins[p];
+                        let (l1, l2, l3) = (in1[b1].ir.l, in2[i.i_in2].ir.l, out[i.i_out].ir.l);
+                        let c = wigner_3j_f64(l1, l2, l3).ok()?;
+                        let d2 = 2 * l2 as usize + 1;
+                        for k in 0..*d3 as usize {
+                            let mut col = vec![0.0; dim2];
+                            for b in 0..d2 {
+                                col[s2[i.i_in2].start + b] = i.path_weight * c[(a * d2 + b) * *d3 as usize + k];
+                            }
+                            cols.push(col);
                         }
-                        cols.push(col);
                     }
                 }
-                if weighted {
-                    w_perm.extend((0..mul).map(|u| (w_off[p] + u) as i64));
+            }
+            if weighted {
+                for (_, paths) in &subs {
+                    for &p in paths {
+                        w_perm.extend((0..mul).map(|u| (w_off[p] + u) as i64));
+                    }
                 }
             }
-            let ncols = cols.len() as i64;
-            cgs.push(Tensor::from_slice(&cols.concat()).reshape([ncols, dim2 as i64]).transpose(0, 1).contiguous());
-            let w_len = if weighted { (paths.len() * mul) as i64 } else { 0 };
-            subs.push(UvuSub { block1: b1, mul: mul as i64, d1: d1 as i64, d3: d3 as i64, paths, w_len });
+            groups.push(UvuGroup { block1: b1, mul: mul as i64, d1: d1 as i64, subs });
         }
-        let mut base = vec![Tensor::from_slice(&w_perm)];
-        base.extend(cgs);
+        let ncols = cols.len() as i64;
+        let cg = Tensor::from_slice(&cols.concat()).reshape([ncols, dim2 as i64]).transpose(0, 1).contiguous();
         Some(UvuKernel {
-            subs,
+            groups,
             block_dims1: in1.iter().map(|m| m.dim() as i64).collect(),
             out_blocks: out.iter().map(|m| (m.mul as i64, m.ir.dim() as i64)).collect(),
             path_out: ins.iter().map(|i| i.i_out).collect(),
             weighted,
-            bufs: Buffers::new(base),
+            bufs: Buffers::new(vec![cg, Tensor::from_slice(&w_perm)]),
         })
     }
 
-    /// Per sub-group `s` (paths `p` from block `x1_b [Z, U, d1]` to output degree `l`):
-    /// `A[z,p,u,a] = W_p[z,u] x1_b[z,u,a]`, `R = x2 @ C_s` viewed `[Z*n, d1, d3]`, and one
-    /// `bmm` gives every path's output `[Z, n, U, d3]` already in e3nn's per-block layout;
-    /// the blocks are then concatenated in output order (the only output-sized copy).
+    /// `R = x2 @ C` (all paths at once); per input-1 block `x1_b [Z, U, d1]` one batched
+    /// matmul `O = x1_b @ R_b [Z, d1, K]` gives all its paths; per output degree the
+    /// `[Z, U, n, d3]` slice times the weights `[Z, n, U, 1]` is written path-major, i.e.
+    /// already as e3nn's `[U, d3]` output blocks, which one `cat` puts in output order.
     fn forward(&self, x1: &Tensor, x2: &Tensor, w: Option<&Tensor>) -> Tensor {
         let b = self.bufs.get(x1);
-        let (w_perm, cgs) = (&b[0], &b[1..]);
+        let (cg, w_perm) = (&b[0], &b[1]);
         let z = x1.size()[0];
         let x1_blocks = x1.split_with_sizes(self.block_dims1.as_slice(), 1);
-        let w_subs: Vec<Tensor> = if self.weighted {
+        let r_sizes: Vec<i64> = self.groups.iter().map(|g| g.d1 * g.k()).collect();
+        let r_groups = x2.matmul(cg).split_with_sizes(r_sizes.as_slice(), 1);
+        let mut w_subs = if self.weighted {
             let w = w.expect("TensorProduct: weights are required");
-            let lens: Vec<i64> = self.subs.iter().map(|s| s.w_len).collect();
-            w.index_select(-1, w_perm).split_with_sizes(lens.as_slice(), -1)
+            let lens: Vec<i64> =
+                self.groups.iter().flat_map(|g| g.subs.iter().map(move |(_, p)| p.len() as i64 * g.mul)).collect();
+            w.index_select(-1, w_perm).split_with_sizes(lens.as_slice(), -1).into_iter()
         } else {
-            vec![]
+            Vec::new().into_iter()
         };
         let mut per_out: Vec<Vec<Tensor>> = (0..self.out_blocks.len()).map(|_| Vec::new()).collect();
-        for (si, (s, cg)) in self.subs.iter().zip(cgs).enumerate() {
-            let n = s.paths.len() as i64;
-            let x = x1_blocks[s.block1].view([z, 1, s.mul, s.d1]);
-            let a = match w_subs.get(si) {
-                // shared weights [n*U] broadcast over z, per-sample [z, n*U]
-                Some(ws) => ws.reshape([-1, n, s.mul, 1]) * x,
-                None => x.expand([z, n, s.mul, s.d1], false),
-            }
-            .reshape([z * n, s.mul, s.d1]);
-            let r = x2.matmul(cg).view([z * n, s.d1, s.d3]);
-            let o = if s.d1 == 1 { a * r } else { a.bmm(&r) };
-            for (p, t) in s.paths.iter().zip(o.view([z, n, s.mul * s.d3]).unbind(1)) {
-                per_out[self.path_out[*p]].push(t);
+        for (g, r) in self.groups.iter().zip(&r_groups) {
+            let k = g.k();
+            let x = x1_blocks[g.block1].view([z, g.mul, g.d1]);
+            let r = r.view([z, g.d1, k]);
+            let o = if g.d1 == 1 { x * r } else { x.bmm(&r) };
+            let widths: Vec<i64> = g.subs.iter().map(|(d3, p)| d3 * p.len() as i64).collect();
+            for ((d3, paths), os) in g.subs.iter().zip(o.split_with_sizes(widths.as_slice(), 2)) {
+                let n = paths.len() as i64;
+                let os = os.view([z, g.mul, n, *d3]).permute([0, 2, 1, 3]);
+                // weights first: the product is then laid out [Z, n, U, d3] (path-major)
+                let t = match w_subs.next() {
+                    Some(ws) => ws.reshape([-1, n, g.mul, 1]) * os,
+                    None => os.contiguous(),
+                };
+                for (p, blk) in paths.iter().zip(t.unbind(1)) {
+                    per_out[self.path_out[*p]].push(blk.reshape([z, g.mul * d3]));
+                }
             }
         }
         let blocks: Vec<Tensor> = per_out
