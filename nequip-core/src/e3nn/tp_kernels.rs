@@ -7,8 +7,9 @@
 //!   of all paths) the path `p` from input block `i` is `out_p[z,u,k] = W_p[z,u] sum_a
 //!   x1_i[z,u,a] R_p[z,a,k]`: one batched matmul per input-1 block covers all its paths, one
 //!   broadcast multiply per (block, output degree) applies the weights and writes the result
-//!   directly in e3nn's `[mul, 2l+1]` block layout, one gather reorders the weights and one
-//!   `cat` assembles the output. That is ~3 ops per block + 2 per (block, degree) instead of
+//!   directly in e3nn's `[mul, 2l+1]` block layout (the weights are views of the flat weight
+//!   vector, stacked only where several paths share a group) and one `cat` assembles the
+//!   output. That is ~3 ops per block + 2 per (block, degree) instead of
 //!   e3nn's several ops per path, with ~3 passes over the output forward (and no
 //!   output-sized scatter or zero-filling backward).
 //! * [`GenericKernel`] — any instruction list: one short einsum chain per path.
@@ -114,7 +115,9 @@ pub(crate) struct UvuKernel {
     /// `i_out` of every instruction.
     path_out: Vec<usize>,
     weighted: bool,
-    /// [CG `[dim2, sum_g d1*K_g]`, weight permutation `[wn]` (i64)]
+    /// Weight count of every path (instruction order).
+    path_wlen: Vec<i64>,
+    /// [CG `[dim2, sum_g d1*K_g]`]
     bufs: Buffers,
 }
 
@@ -129,13 +132,6 @@ impl UvuKernel {
         let weighted = ins[0].has_weight;
         let s2 = in2.slices();
         let dim2 = in2.dim();
-        // flat weight offset of every path (instruction order; path_shape (mul, 1))
-        let mut w_off = Vec::with_capacity(ins.len());
-        let mut acc = 0;
-        for i in ins {
-            w_off.push(acc);
-            acc += i.path_shape.iter().product::<usize>();
-        }
         let mut blocks: Vec<usize> = Vec::new();
         for i in ins {
             if !blocks.contains(&i.i_in1) {
@@ -144,7 +140,6 @@ impl UvuKernel {
         }
         let mut groups = Vec::new();
         let mut cols: Vec<Vec<f64>> = Vec::new();
-        let mut w_perm: Vec<i64> = Vec::new();
         for b1 in blocks {
             let (mul, d1) = (in1[b1].mul, in1[b1].ir.dim());
             let mut l3s: Vec<u32> = Vec::new();
@@ -178,13 +173,6 @@ impl UvuKernel {
                     }
                 }
             }
-            if weighted {
-                for (_, paths) in &subs {
-                    for &p in paths {
-                        w_perm.extend((0..mul).map(|u| (w_off[p] + u) as i64));
-                    }
-                }
-            }
             groups.push(UvuGroup { block1: b1, mul: mul as i64, d1: d1 as i64, subs });
         }
         let ncols = cols.len() as i64;
@@ -195,7 +183,8 @@ impl UvuKernel {
             out_blocks: out.iter().map(|m| (m.mul as i64, m.ir.dim() as i64)).collect(),
             path_out: ins.iter().map(|i| i.i_out).collect(),
             weighted,
-            bufs: Buffers::new(vec![cg, Tensor::from_slice(&w_perm)]),
+            path_wlen: ins.iter().map(|i| i.path_shape.iter().product::<usize>() as i64).collect(),
+            bufs: Buffers::new(vec![cg]),
         })
     }
 
@@ -205,18 +194,16 @@ impl UvuKernel {
     /// already as e3nn's `[U, d3]` output blocks, which one `cat` puts in output order.
     fn forward(&self, x1: &Tensor, x2: &Tensor, w: Option<&Tensor>) -> Tensor {
         let b = self.bufs.get(x1);
-        let (cg, w_perm) = (&b[0], &b[1]);
+        let cg = &b[0];
         let z = x1.size()[0];
         let x1_blocks = x1.split_with_sizes(self.block_dims1.as_slice(), 1);
         let r_sizes: Vec<i64> = self.groups.iter().map(|g| g.d1 * g.k()).collect();
         let r_groups = x2.matmul(cg).split_with_sizes(r_sizes.as_slice(), 1);
-        let mut w_subs = if self.weighted {
-            let w = w.expect("TensorProduct: weights are required");
-            let lens: Vec<i64> =
-                self.groups.iter().flat_map(|g| g.subs.iter().map(move |(_, p)| p.len() as i64 * g.mul)).collect();
-            w.index_select(-1, w_perm).split_with_sizes(lens.as_slice(), -1).into_iter()
-        } else {
-            Vec::new().into_iter()
+        // per-path weight chunks `[.., U]` (views; split's backward is a single cat)
+        let w_paths: Vec<Tensor> = match (self.weighted, w) {
+            (true, Some(w)) => w.split_with_sizes(self.path_wlen.as_slice(), -1),
+            (true, None) => panic!("TensorProduct: weights are required"),
+            (false, _) => Vec::new(),
         };
         let mut per_out: Vec<Vec<Tensor>> = (0..self.out_blocks.len()).map(|_| Vec::new()).collect();
         for (g, r) in self.groups.iter().zip(&r_groups) {
@@ -229,9 +216,16 @@ impl UvuKernel {
                 let n = paths.len() as i64;
                 let os = os.view([z, g.mul, n, *d3]).permute([0, 2, 1, 3]);
                 // weights first: the product is then laid out [Z, n, U, d3] (path-major)
-                let t = match w_subs.next() {
-                    Some(ws) => ws.reshape([-1, n, g.mul, 1]) * os,
-                    None => os.contiguous(),
+                let t = if self.weighted {
+                    // [.., n, U]: a view for a single path, one small copy otherwise
+                    let ws = if n == 1 {
+                        w_paths[paths[0]].unsqueeze(-2)
+                    } else {
+                        Tensor::stack(&paths.iter().map(|&p| &w_paths[p]).collect::<Vec<_>>(), -2)
+                    };
+                    ws.reshape([-1, n, g.mul, 1]) * os
+                } else {
+                    os.contiguous()
                 };
                 for (p, blk) in paths.iter().zip(t.unbind(1)) {
                     per_out[self.path_out[*p]].push(blk.reshape([z, g.mul * d3]));
