@@ -32,7 +32,10 @@ pub(crate) struct Buffers {
 
 impl Buffers {
     pub(crate) fn new(base: Vec<Tensor>) -> Self {
-        Buffers { base, cache: Mutex::new(HashMap::new()) }
+        Buffers {
+            base,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The buffers for `like`'s kind and device (float buffers take `like`'s kind; integer
@@ -69,7 +72,13 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    pub(crate) fn new(in1: &Irreps, in2: &Irreps, out: &Irreps, ins: &[Instruction], shared: bool) -> Self {
+    pub(crate) fn new(
+        in1: &Irreps,
+        in2: &Irreps,
+        out: &Irreps,
+        ins: &[Instruction],
+        shared: bool,
+    ) -> Self {
         match UvuKernel::try_new(in1, in2, out, ins, shared) {
             Some(k) => Kernel::Uvu(k),
             None => Kernel::Generic(GenericKernel::new(in1, in2, out, ins, shared)),
@@ -122,9 +131,17 @@ pub(crate) struct UvuKernel {
 }
 
 impl UvuKernel {
-    fn try_new(in1: &Irreps, in2: &Irreps, out: &Irreps, ins: &[Instruction], _shared: bool) -> Option<Self> {
+    fn try_new(
+        in1: &Irreps,
+        in2: &Irreps,
+        out: &Irreps,
+        ins: &[Instruction],
+        _shared: bool,
+    ) -> Option<Self> {
         if ins.is_empty()
-            || ins.iter().any(|i| i.mode != ConnectionMode::Uvu || in2[i.i_in2].mul != 1)
+            || ins
+                .iter()
+                .any(|i| i.mode != ConnectionMode::Uvu || in2[i.i_in2].mul != 1)
             || ins.iter().any(|i| i.has_weight != ins[0].has_weight)
         {
             return None;
@@ -151,7 +168,9 @@ impl UvuKernel {
             let subs: Vec<(i64, Vec<usize>)> = l3s
                 .iter()
                 .map(|&l3| {
-                    let paths = (0..ins.len()).filter(|&p| ins[p].i_in1 == b1 && out[ins[p].i_out].ir.l == l3).collect();
+                    let paths = (0..ins.len())
+                        .filter(|&p| ins[p].i_in1 == b1 && out[ins[p].i_out].ir.l == l3)
+                        .collect();
                     (2 * l3 as i64 + 1, paths)
                 })
                 .collect();
@@ -166,24 +185,39 @@ impl UvuKernel {
                         for k in 0..*d3 as usize {
                             let mut col = vec![0.0; dim2];
                             for b in 0..d2 {
-                                col[s2[i.i_in2].start + b] = i.path_weight * c[(a * d2 + b) * *d3 as usize + k];
+                                col[s2[i.i_in2].start + b] =
+                                    i.path_weight * c[(a * d2 + b) * *d3 as usize + k];
                             }
                             cols.push(col);
                         }
                     }
                 }
             }
-            groups.push(UvuGroup { block1: b1, mul: mul as i64, d1: d1 as i64, subs });
+            groups.push(UvuGroup {
+                block1: b1,
+                mul: mul as i64,
+                d1: d1 as i64,
+                subs,
+            });
         }
         let ncols = cols.len() as i64;
-        let cg = Tensor::from_slice(&cols.concat()).reshape([ncols, dim2 as i64]).transpose(0, 1).contiguous();
+        let cg = Tensor::from_slice(&cols.concat())
+            .reshape([ncols, dim2 as i64])
+            .transpose(0, 1)
+            .contiguous();
         Some(UvuKernel {
             groups,
             block_dims1: in1.iter().map(|m| m.dim() as i64).collect(),
-            out_blocks: out.iter().map(|m| (m.mul as i64, m.ir.dim() as i64)).collect(),
+            out_blocks: out
+                .iter()
+                .map(|m| (m.mul as i64, m.ir.dim() as i64))
+                .collect(),
             path_out: ins.iter().map(|i| i.i_out).collect(),
             weighted,
-            path_wlen: ins.iter().map(|i| i.path_shape.iter().product::<usize>() as i64).collect(),
+            path_wlen: ins
+                .iter()
+                .map(|i| i.path_shape.iter().product::<usize>() as i64)
+                .collect(),
             bufs: Buffers::new(vec![cg]),
         })
     }
@@ -205,7 +239,8 @@ impl UvuKernel {
             (true, None) => panic!("TensorProduct: weights are required"),
             (false, _) => Vec::new(),
         };
-        let mut per_out: Vec<Vec<Tensor>> = (0..self.out_blocks.len()).map(|_| Vec::new()).collect();
+        let mut per_out: Vec<Vec<Tensor>> =
+            (0..self.out_blocks.len()).map(|_| Vec::new()).collect();
         for (g, r) in self.groups.iter().zip(&r_groups) {
             let k = g.k();
             let x = x1_blocks[g.block1].view([z, g.mul, g.d1]);
@@ -274,9 +309,14 @@ impl GenericKernel {
             .iter()
             .map(|i| {
                 let (a, b, o) = (in1[i.i_in1], in2[i.i_in2], out[i.i_out]);
-                let c = wigner_3j_f64(a.ir.l, b.ir.l, o.ir.l).expect("validated by TensorProduct::new");
+                let c =
+                    wigner_3j_f64(a.ir.l, b.ir.l, o.ir.l).expect("validated by TensorProduct::new");
                 let scaled: Vec<f64> = c.iter().map(|v| v * i.path_weight).collect();
-                cgs.push(Tensor::from_slice(&scaled).reshape([a.ir.dim() as i64, b.ir.dim() as i64, o.ir.dim() as i64]));
+                cgs.push(Tensor::from_slice(&scaled).reshape([
+                    a.ir.dim() as i64,
+                    b.ir.dim() as i64,
+                    o.ir.dim() as i64,
+                ]));
                 let weight = i.has_weight.then(|| {
                     let shape: Vec<i64> = i.path_shape.iter().map(|&s| s as i64).collect();
                     let n: i64 = shape.iter().product();
@@ -292,8 +332,16 @@ impl GenericKernel {
                 }
             })
             .collect();
-        let out_blocks = out.iter().map(|m| (m.mul as i64, m.ir.dim() as i64)).collect();
-        GenericKernel { paths, out_blocks, shared, bufs: Buffers::new(cgs) }
+        let out_blocks = out
+            .iter()
+            .map(|m| (m.mul as i64, m.ir.dim() as i64))
+            .collect();
+        GenericKernel {
+            paths,
+            out_blocks,
+            shared,
+            bufs: Buffers::new(cgs),
+        }
     }
 
     fn forward(&self, x1: &Tensor, x2: &Tensor, w: Option<&Tensor>) -> Tensor {
@@ -316,11 +364,21 @@ impl GenericKernel {
             });
             let zz = if self.shared { "" } else { "z" };
             let r = match (p.mode, wt) {
-                (ConnectionMode::Uvw, Some(w)) => Tensor::einsum(&format!("zuvk,{zz}uvw->zwk"), &[&s, &w], None::<&[i64]>),
-                (ConnectionMode::Uvu, Some(w)) => Tensor::einsum(&format!("zuvk,{zz}uv->zuk"), &[&s, &w], None::<&[i64]>),
-                (ConnectionMode::Uvv, Some(w)) => Tensor::einsum(&format!("zuvk,{zz}uv->zvk"), &[&s, &w], None::<&[i64]>),
-                (ConnectionMode::Uvu, None) => s.sum_dim_intlist([2i64].as_slice(), false, None::<Kind>),
-                (ConnectionMode::Uvv, None) => s.sum_dim_intlist([1i64].as_slice(), false, None::<Kind>),
+                (ConnectionMode::Uvw, Some(w)) => {
+                    Tensor::einsum(&format!("zuvk,{zz}uvw->zwk"), &[&s, &w], None::<&[i64]>)
+                }
+                (ConnectionMode::Uvu, Some(w)) => {
+                    Tensor::einsum(&format!("zuvk,{zz}uv->zuk"), &[&s, &w], None::<&[i64]>)
+                }
+                (ConnectionMode::Uvv, Some(w)) => {
+                    Tensor::einsum(&format!("zuvk,{zz}uv->zvk"), &[&s, &w], None::<&[i64]>)
+                }
+                (ConnectionMode::Uvu, None) => {
+                    s.sum_dim_intlist([2i64].as_slice(), false, None::<Kind>)
+                }
+                (ConnectionMode::Uvv, None) => {
+                    s.sum_dim_intlist([1i64].as_slice(), false, None::<Kind>)
+                }
                 (ConnectionMode::Uvw, None) => unreachable!("rejected by TensorProduct::new"),
             };
             let r = r.reshape([z, -1]);
@@ -333,7 +391,9 @@ impl GenericKernel {
         let blocks: Vec<Tensor> = outs
             .into_iter()
             .zip(&self.out_blocks)
-            .map(|(o, &(m, d))| o.unwrap_or_else(|| Tensor::zeros([z, m * d], (x1.kind(), x1.device()))))
+            .map(|(o, &(m, d))| {
+                o.unwrap_or_else(|| Tensor::zeros([z, m * d], (x1.kind(), x1.device())))
+            })
             .collect();
         if blocks.is_empty() {
             Tensor::zeros([z, 0], (x1.kind(), x1.device()))
