@@ -26,9 +26,28 @@ use tch::{Device, Kind, Tensor};
 const MAX_OUT: i64 = 160_000_000;
 
 fn conv_tp(mul: usize, lmax: u32) -> TensorProduct {
-    let in1 = Irreps((0..=lmax).map(|l| MulIr { mul, ir: Irrep { l, p: (-1i32).pow(l) } }).collect());
+    let in1 = Irreps(
+        (0..=lmax)
+            .map(|l| MulIr {
+                mul,
+                ir: Irrep {
+                    l,
+                    p: (-1i32).pow(l),
+                },
+            })
+            .collect(),
+    );
     let sh = Irreps::spherical_harmonics(lmax, -1);
-    let filter = Irreps((0..=lmax).flat_map(|l| [1, -1].map(|p| MulIr { mul, ir: Irrep { l, p } })).collect());
+    let filter = Irreps(
+        (0..=lmax)
+            .flat_map(|l| {
+                [1, -1].map(|p| MulIr {
+                    mul,
+                    ir: Irrep { l, p },
+                })
+            })
+            .collect(),
+    );
     TensorProduct::nequip_convolution(in1, sh, &filter).expect("valid convolution")
 }
 
@@ -45,7 +64,10 @@ extern "C" {
 /// Seconds of CPU time of the calling thread (Linux `CLOCK_THREAD_CPUTIME_ID`), for `cpu` mode.
 fn thread_cpu() -> f64 {
     const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec (two 64-bit fields on x86_64/aarch64 Linux).
     let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     if rc == 0 {
@@ -83,9 +105,20 @@ fn main() {
     if cpu {
         tch::set_num_threads(1);
     }
-    let edges: &[i64] = if quick { &[500, 5000] } else { &[500, 5000, 50000] };
-    let what = if cpu { "thread CPU time, 1 thread" } else { "wall time" };
-    println!("torch threads: {}, {what}, min over repetitions", tch::get_num_threads());
+    let edges: &[i64] = if quick {
+        &[500, 5000]
+    } else {
+        &[500, 5000, 50000]
+    };
+    let what = if cpu {
+        "thread CPU time, 1 thread"
+    } else {
+        "wall time"
+    };
+    println!(
+        "torch threads: {}, {what}, min over repetitions",
+        tch::get_num_threads()
+    );
     println!("| E | U | l_max | dtype | paths | out dim | forward ms | forward+backward ms |");
     println!("|---|---|---|---|---|---|---|---|");
     for &e in edges {
@@ -102,21 +135,34 @@ fn main() {
                     }
                     let tp = conv_tp(mul, lmax);
                     let dim_out = tp.irreps_out.dim() as i64;
-                    let head = format!("| {e} | {mul} | {lmax} | {dt} | {} | {dim_out} |", tp.instructions.len());
+                    let head = format!(
+                        "| {e} | {mul} | {lmax} | {dt} | {} | {dim_out} |",
+                        tp.instructions.len()
+                    );
                     if e * dim_out > MAX_OUT {
                         println!("{head} skipped (memory) | skipped |");
                         continue;
                     }
                     tch::manual_seed(0);
                     let opt = (kind, Device::Cpu);
-                    let x1 = Tensor::randn([e, tp.irreps_in1.dim() as i64], opt).set_requires_grad(true);
-                    let x2 = Tensor::randn([e, tp.irreps_in2.dim() as i64], opt).set_requires_grad(true);
+                    let x1 =
+                        Tensor::randn([e, tp.irreps_in1.dim() as i64], opt).set_requires_grad(true);
+                    let x2 =
+                        Tensor::randn([e, tp.irreps_in2.dim() as i64], opt).set_requires_grad(true);
                     let w = Tensor::randn([e, tp.weight_numel as i64], opt).set_requires_grad(true);
                     let probe = Tensor::randn([e, dim_out], opt);
-                    let reps = if e >= 50000 { 3 } else if e >= 5000 { 7 } else { 25 };
-                    let fwd = tch::no_grad(|| time(reps, cpu, || {
-                        let _ = tp.forward_with(&x1, &x2, Some(&w));
-                    }));
+                    let reps = if e >= 50000 {
+                        3
+                    } else if e >= 5000 {
+                        7
+                    } else {
+                        25
+                    };
+                    let fwd = tch::no_grad(|| {
+                        time(reps, cpu, || {
+                            let _ = tp.forward_with(&x1, &x2, Some(&w));
+                        })
+                    });
                     let fb = time(reps, cpu, || {
                         let out = tp.forward_with(&x1, &x2, Some(&w));
                         let s = (out * &probe).sum(kind);

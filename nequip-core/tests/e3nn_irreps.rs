@@ -13,8 +13,14 @@ fn parse_and_print() {
     assert_eq!(spaced.to_string(), "2x1e+1x0o+3x2e");
     assert_eq!("".parse::<Irreps>().unwrap().len(), 0);
     assert_eq!("1y".parse::<Irrep>().unwrap(), Irrep { l: 1, p: -1 });
-    assert_eq!(Irreps::spherical_harmonics(3, -1).to_string(), "1x0e+1x1o+1x2e+1x3o");
-    assert_eq!(Irreps::spherical_harmonics(2, 1).to_string(), "1x0e+1x1e+1x2e");
+    assert_eq!(
+        Irreps::spherical_harmonics(3, -1).to_string(),
+        "1x0e+1x1o+1x2e+1x3o"
+    );
+    assert_eq!(
+        Irreps::spherical_harmonics(2, 1).to_string(),
+        "1x0e+1x1e+1x2e"
+    );
 }
 
 #[test]

@@ -35,7 +35,10 @@ impl std::str::FromStr for Act {
             "abs" => Ok(Act::Abs),
             "ssp" => Ok(Act::Ssp),
             "sigmoid" => Ok(Act::Sigmoid),
-            _ => Err(E3nnError::BadOption { what: "activation", value: s.to_string() }),
+            _ => Err(E3nnError::BadOption {
+                what: "activation",
+                value: s.to_string(),
+            }),
         }
     }
 }
@@ -115,7 +118,9 @@ impl Activation {
             match act {
                 Some(a) => {
                     if m.ir.l != 0 {
-                        return Err(E3nnError::Invalid("Activation: cannot apply an activation to a non-scalar".into()));
+                        return Err(E3nnError::Invalid(
+                            "Activation: cannot apply an activation to a non-scalar".into(),
+                        ));
                     }
                     let p = if m.ir.p == -1 { a.parity() } else { m.ir.p };
                     if p == 0 {
@@ -123,12 +128,19 @@ impl Activation {
                             "Activation: the input scalar is odd but the activation is neither even nor odd".into(),
                         ));
                     }
-                    out.push(MulIr { mul: m.mul, ir: Irrep { l: 0, p } });
+                    out.push(MulIr {
+                        mul: m.mul,
+                        ir: Irrep { l: 0, p },
+                    });
                 }
                 None => out.push(*m),
             }
         }
-        Ok(Activation { irreps_in, irreps_out: Irreps(out), acts })
+        Ok(Activation {
+            irreps_in,
+            irreps_out: Irreps(out),
+            acts,
+        })
     }
 
     /// Applies the activations along the last axis.
@@ -192,22 +204,36 @@ impl NormActivation {
     ) -> Result<Self, E3nnError> {
         let eps = match (epsilon, normalize) {
             (None, true) => Some(1e-8),
-            (Some(_), false) => return Err(E3nnError::Invalid("epsilon and normalize = false don't make sense together".into())),
+            (Some(_), false) => {
+                return Err(E3nnError::Invalid(
+                    "epsilon and normalize = false don't make sense together".into(),
+                ))
+            }
             (e, _) => e,
         };
         if let Some(e) = eps {
             if e.is_nan() || e <= 0.0 {
-                return Err(E3nnError::Invalid(format!("epsilon {e} is invalid, must be strictly positive")));
+                return Err(E3nnError::Invalid(format!(
+                    "epsilon {e} is invalid, must be strictly positive"
+                )));
             }
         }
         let biases = if bias {
-            let p = path.ok_or_else(|| E3nnError::Invalid("biases need a parameter path".into()))?;
+            let p =
+                path.ok_or_else(|| E3nnError::Invalid("biases need a parameter path".into()))?;
             Some(p.zeros("biases", &[irreps_in.num_irreps() as i64]))
         } else {
             None
         };
         let index = copy_index(&irreps_in);
-        Ok(NormActivation { irreps_in, act, normalize, eps2: eps.map_or(0.0, |e| e * e), biases, index })
+        Ok(NormActivation {
+            irreps_in,
+            act,
+            normalize,
+            eps2: eps.map_or(0.0, |e| e * e),
+            biases,
+            index,
+        })
     }
 
     /// `x [..., dim] -> [..., dim]`.
@@ -217,7 +243,8 @@ impl NormActivation {
         let n = self.irreps_in.num_irreps() as i64;
         let last = shape.len() - 1;
         shape[last] = n;
-        let n2 = Tensor::zeros(shape.as_slice(), (x.kind(), x.device())).index_add(-1, &idx, &(x * x));
+        let n2 =
+            Tensor::zeros(shape.as_slice(), (x.kind(), x.device())).index_add(-1, &idx, &(x * x));
         let norms = if self.eps2 > 0.0 {
             let eps = Tensor::full([1], self.eps2, (x.kind(), x.device()));
             eps.where_self(&n2.lt(self.eps2), &n2).sqrt()

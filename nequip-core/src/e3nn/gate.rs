@@ -28,7 +28,10 @@ pub struct Gate {
 
 fn ranges_to_index(irreps: &Irreps, blocks: &[usize]) -> Vec<i64> {
     let sl = irreps.slices();
-    blocks.iter().flat_map(|&b| sl[b].clone().map(|i| i as i64)).collect()
+    blocks
+        .iter()
+        .flat_map(|&b| sl[b].clone().map(|i| i as i64))
+        .collect()
 }
 
 impl Gate {
@@ -42,10 +45,14 @@ impl Gate {
         irreps_gated: Irreps,
     ) -> Result<Self, E3nnError> {
         if irreps_gates.lmax().unwrap_or(0) > 0 {
-            return Err(E3nnError::Invalid(format!("Gate scalars must be scalars, instead got irreps_gates = {irreps_gates}")));
+            return Err(E3nnError::Invalid(format!(
+                "Gate scalars must be scalars, instead got irreps_gates = {irreps_gates}"
+            )));
         }
         if irreps_scalars.lmax().unwrap_or(0) > 0 {
-            return Err(E3nnError::Invalid(format!("Scalars must be scalars, instead got irreps_scalars = {irreps_scalars}")));
+            return Err(E3nnError::Invalid(format!(
+                "Scalars must be scalars, instead got irreps_scalars = {irreps_scalars}"
+            )));
         }
         if irreps_gates.num_irreps() != irreps_gated.num_irreps() {
             return Err(E3nnError::Invalid(format!(
@@ -55,7 +62,11 @@ impl Gate {
             )));
         }
         // _Sortcut
-        let outs = [irreps_scalars.simplify(), irreps_gates.simplify(), irreps_gated.simplify()];
+        let outs = [
+            irreps_scalars.simplify(),
+            irreps_gates.simplify(),
+            irreps_gated.simplify(),
+        ];
         let all = outs[0].concat(&outs[1]).concat(&outs[2]);
         let sorted = all.sort();
         let mut extract: [Vec<i64>; 3] = Default::default();
@@ -69,8 +80,11 @@ impl Gate {
         let act_gates = Activation::new(irreps_gates, act_gates)?;
         // elementwise product: gate j (one scalar) times gated copy j
         let gate_of = copy_index(&outs[2]);
-        let gate_p: Vec<i32> =
-            act_gates.irreps_out.iter().flat_map(|m| std::iter::repeat_n(m.ir.p, m.mul)).collect();
+        let gate_p: Vec<i32> = act_gates
+            .irreps_out
+            .iter()
+            .flat_map(|m| std::iter::repeat_n(m.ir.p, m.mul))
+            .collect();
         let mut gated_out = Vec::new();
         let mut j = 0;
         for m in outs[2].iter() {
@@ -82,7 +96,14 @@ impl Gate {
             }
         }
         let irreps_out = act_scalars.irreps_out.concat(&Irreps(gated_out).simplify());
-        Ok(Gate { irreps_in: sorted.irreps.simplify(), irreps_out, act_scalars, act_gates, extract, gate_of })
+        Ok(Gate {
+            irreps_in: sorted.irreps.simplify(),
+            irreps_out,
+            act_scalars,
+            act_gates,
+            extract,
+            gate_of,
+        })
     }
 
     /// `x [..., irreps_in.dim] -> [..., irreps_out.dim]`.

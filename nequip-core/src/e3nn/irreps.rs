@@ -43,7 +43,12 @@ impl Irrep {
     /// Irreps of the tensor product `self ⊗ other`: `|l1-l2| ..= l1+l2`, parity `p1 p2`.
     pub fn product(&self, other: &Irrep) -> Vec<Irrep> {
         let lmin = self.l.abs_diff(other.l);
-        (lmin..=self.l + other.l).map(|l| Irrep { l, p: self.p * other.p }).collect()
+        (lmin..=self.l + other.l)
+            .map(|l| Irrep {
+                l,
+                p: self.p * other.p,
+            })
+            .collect()
     }
 }
 
@@ -60,12 +65,15 @@ impl FromStr for Irrep {
         let bad = || E3nnError::BadIrrep(s.to_string());
         let t = s.trim();
         let last = t.chars().last().ok_or_else(bad)?;
-        let l: u32 = t[..t.len() - last.len_utf8()].trim().parse().map_err(|_| bad())?;
+        let l: u32 = t[..t.len() - last.len_utf8()]
+            .trim()
+            .parse()
+            .map_err(|_| bad())?;
         let p = match last {
             'e' => 1,
             'o' => -1,
             'y' => {
-                if l % 2 == 0 {
+                if l.is_multiple_of(2) {
                     1
                 } else {
                     -1
@@ -119,14 +127,26 @@ impl Irreps {
     pub fn from_tuples(items: &[(usize, u32, i32)]) -> Result<Self, E3nnError> {
         items
             .iter()
-            .map(|&(mul, l, p)| Ok(MulIr { mul, ir: Irrep::new(l, p)? }))
+            .map(|&(mul, l, p)| {
+                Ok(MulIr {
+                    mul,
+                    ir: Irrep::new(l, p)?,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Irreps)
     }
 
     /// `1x0e+1x1o+1x2e+...` up to `lmax` with parity `p^l` (`p = -1`: vectors, `1`: pseudovectors).
     pub fn spherical_harmonics(lmax: u32, p: i32) -> Self {
-        Irreps((0..=lmax).map(|l| MulIr { mul: 1, ir: Irrep { l, p: p.pow(l) } }).collect())
+        Irreps(
+            (0..=lmax)
+                .map(|l| MulIr {
+                    mul: 1,
+                    ir: Irrep { l, p: p.pow(l) },
+                })
+                .collect(),
+        )
     }
 
     /// Number of blocks.
@@ -156,7 +176,10 @@ impl Irreps {
 
     /// `l` of every irrep copy.
     pub fn ls(&self) -> Vec<u32> {
-        self.0.iter().flat_map(|m| std::iter::repeat_n(m.ir.l, m.mul)).collect()
+        self.0
+            .iter()
+            .flat_map(|m| std::iter::repeat_n(m.ir.l, m.mul))
+            .collect()
     }
 
     /// Largest `l`, or `None` when empty.
@@ -213,7 +236,11 @@ impl Irreps {
         for (new, &old) in idx.iter().enumerate() {
             p[old] = new;
         }
-        SortedIrreps { irreps: Irreps(idx.iter().map(|&i| self.0[i]).collect()), p, inv: idx }
+        SortedIrreps {
+            irreps: Irreps(idx.iter().map(|&i| self.0[i]).collect()),
+            p,
+            inv: idx,
+        }
     }
 
     /// `sort().irreps.simplify()`.
@@ -228,7 +255,14 @@ impl Irreps {
 
     /// The blocks repeated `n` times (e3nn's `irreps * n`).
     pub fn repeat(&self, n: usize) -> Irreps {
-        Irreps(self.0.iter().copied().cycle().take(self.len() * n).collect())
+        Irreps(
+            self.0
+                .iter()
+                .copied()
+                .cycle()
+                .take(self.len() * n)
+                .collect(),
+        )
     }
 
     /// All irreps (multiplicity 1 each, sorted and simplified with multiplicities summed) of
@@ -238,7 +272,10 @@ impl Irreps {
         for a in &self.0 {
             for b in &other.0 {
                 for ir in a.ir.product(&b.ir) {
-                    out.push(MulIr { mul: a.mul * b.mul, ir });
+                    out.push(MulIr {
+                        mul: a.mul * b.mul,
+                        ir,
+                    });
                 }
             }
         }
@@ -247,7 +284,13 @@ impl Irreps {
 
     /// Keeps only the blocks whose irrep is in `keep`.
     pub fn filter_keep(&self, keep: &[Irrep]) -> Irreps {
-        Irreps(self.0.iter().copied().filter(|m| keep.contains(&m.ir)).collect())
+        Irreps(
+            self.0
+                .iter()
+                .copied()
+                .filter(|m| keep.contains(&m.ir))
+                .collect(),
+        )
     }
 }
 

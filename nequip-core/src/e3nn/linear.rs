@@ -39,7 +39,12 @@ pub struct LinearOptions {
 
 impl Default for LinearOptions {
     fn default() -> Self {
-        LinearOptions { instructions: None, biases: vec![], internal_weights: true, shared_weights: true }
+        LinearOptions {
+            instructions: None,
+            biases: vec![],
+            internal_weights: true,
+            shared_weights: true,
+        }
     }
 }
 
@@ -91,7 +96,10 @@ impl Linear {
             v
         });
         for (index, &(i, o)) in pairs.iter().enumerate() {
-            let bad = |reason: &str| E3nnError::BadInstruction { index, reason: reason.to_string() };
+            let bad = |reason: &str| E3nnError::BadInstruction {
+                index,
+                reason: reason.to_string(),
+            };
             if i >= irreps_in.len() || o >= irreps_out.len() {
                 return Err(bad("block index out of range"));
             }
@@ -102,7 +110,11 @@ impl Linear {
         let instructions: Vec<LinearInstruction> = pairs
             .iter()
             .map(|&(i, o)| {
-                let fan_in: usize = pairs.iter().filter(|p| p.1 == o).map(|p| irreps_in[p.0].mul).sum();
+                let fan_in: usize = pairs
+                    .iter()
+                    .filter(|p| p.1 == o)
+                    .map(|p| irreps_in[p.0].mul)
+                    .sum();
                 let x = if fan_in == 0 { 1.0 } else { fan_in as f64 };
                 LinearInstruction {
                     i_in: i,
@@ -112,17 +124,39 @@ impl Linear {
                 }
             })
             .collect();
-        let biases = if opts.biases.is_empty() { vec![false; irreps_out.len()] } else { opts.biases.clone() };
+        let biases = if opts.biases.is_empty() {
+            vec![false; irreps_out.len()]
+        } else {
+            opts.biases.clone()
+        };
         if biases.len() != irreps_out.len() {
-            return Err(E3nnError::Invalid("one bias flag per output block is needed".into()));
+            return Err(E3nnError::Invalid(
+                "one bias flag per output block is needed".into(),
+            ));
         }
-        if biases.iter().zip(irreps_out.iter()).any(|(&b, m)| b && !m.ir.is_scalar()) {
-            return Err(E3nnError::Invalid("biases are only allowed on 0e outputs".into()));
+        if biases
+            .iter()
+            .zip(irreps_out.iter())
+            .any(|(&b, m)| b && !m.ir.is_scalar())
+        {
+            return Err(E3nnError::Invalid(
+                "biases are only allowed on 0e outputs".into(),
+            ));
         }
-        let weight_numel = instructions.iter().map(|i| i.path_shape.0 * i.path_shape.1).sum();
-        let bias_numel = biases.iter().zip(irreps_out.iter()).filter(|(b, _)| **b).map(|(_, m)| m.dim()).sum();
+        let weight_numel = instructions
+            .iter()
+            .map(|i| i.path_shape.0 * i.path_shape.1)
+            .sum();
+        let bias_numel = biases
+            .iter()
+            .zip(irreps_out.iter())
+            .filter(|(b, _)| **b)
+            .map(|(_, m)| m.dim())
+            .sum();
         let (weight, bias) = if opts.internal_weights {
-            let p = path.ok_or_else(|| E3nnError::Invalid("internal weights need a parameter path".into()))?;
+            let p = path.ok_or_else(|| {
+                E3nnError::Invalid("internal weights need a parameter path".into())
+            })?;
             let w = (weight_numel > 0).then(|| p.randn_standard("weight", &[weight_numel as i64]));
             let b = (bias_numel > 0).then(|| p.zeros("bias", &[bias_numel as i64]));
             (w, b)
@@ -149,11 +183,22 @@ impl Linear {
 
     /// Applies explicit weights (`[weight_numel]` shared or `[..., weight_numel]` per sample)
     /// and biases (`[bias_numel]`).
-    pub fn forward_with(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Tensor {
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+    ) -> Tensor {
         let lead: Vec<i64> = x.size()[..x.dim() - 1].to_vec();
         let x = x.reshape([-1, self.irreps_in.dim() as i64]);
         let z = x.size()[0];
-        let w = weight.map(|w| if self.shared_weights { w.shallow_clone() } else { w.reshape([z, -1]) });
+        let w = weight.map(|w| {
+            if self.shared_weights {
+                w.shallow_clone()
+            } else {
+                w.reshape([z, -1])
+            }
+        });
         let sl_in = self.irreps_in.slices();
         let mut outs: Vec<Option<Tensor>> = (0..self.irreps_out.len()).map(|_| None).collect();
         let mut off = 0i64;
@@ -165,7 +210,9 @@ impl Linear {
                 continue;
             }
             let w = w.as_ref().expect("Linear: weights are required");
-            let xi = x.narrow(1, sl_in[ins.i_in].start as i64, mi * d).reshape([z, mi, d]);
+            let xi = x
+                .narrow(1, sl_in[ins.i_in].start as i64, mi * d)
+                .reshape([z, mi, d]);
             let wi = w.narrow(-1, off, n);
             off += n;
             // einsum("(z)uw,zui->zwi") as a (batched) matmul: W^T [.., mo, mi] @ x [z, mi, d]
@@ -189,14 +236,20 @@ impl Linear {
                 let dim = m.dim() as i64;
                 let mut t = o.unwrap_or_else(|| Tensor::zeros([z, dim], (x.kind(), x.device())));
                 if has_b {
-                    let b = bias.expect("Linear: biases are required").narrow(-1, b_off, dim);
+                    let b = bias
+                        .expect("Linear: biases are required")
+                        .narrow(-1, b_off, dim);
                     b_off += dim;
                     t = t + b;
                 }
                 t
             })
             .collect();
-        let out = if blocks.is_empty() { Tensor::zeros([z, 0], (x.kind(), x.device())) } else { Tensor::cat(&blocks, 1) };
+        let out = if blocks.is_empty() {
+            Tensor::zeros([z, 0], (x.kind(), x.device()))
+        } else {
+            Tensor::cat(&blocks, 1)
+        };
         let mut shape = lead;
         shape.push(self.irreps_out.dim() as i64);
         out.reshape(shape)

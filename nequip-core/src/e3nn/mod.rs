@@ -22,6 +22,10 @@
 //! * **Speed.** The per-edge `uvu` tensor product (NequIP's convolution) is evaluated with a
 //!   few batched ops for all paths at once (see [`tensor_product`]), not one kernel per path.
 
+// `x = x + y` is kept out of place on purpose: tch's `+=` is an in-place libtorch op, which
+// can break autograd on non-leaf tensors.
+#![allow(clippy::assign_op_pattern)]
+
 pub mod activation;
 pub mod gate;
 pub mod irreps;

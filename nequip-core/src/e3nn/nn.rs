@@ -24,14 +24,20 @@ impl FullyConnectedNet {
     /// Registers `layer{k}.weight` under `path`.
     pub fn new(path: &Path, hs: &[i64], act: Option<Act>) -> Result<Self, E3nnError> {
         if hs.len() < 2 || hs.iter().any(|&h| h < 0) {
-            return Err(E3nnError::Invalid(format!("FullyConnectedNet needs >= 2 non-negative sizes, got {hs:?}")));
+            return Err(E3nnError::Invalid(format!(
+                "FullyConnectedNet needs >= 2 non-negative sizes, got {hs:?}"
+            )));
         }
         let weights = hs
             .windows(2)
             .enumerate()
             .map(|(k, w)| (path / format!("layer{k}")).randn_standard("weight", &[w[0], w[1]]))
             .collect();
-        Ok(FullyConnectedNet { hs: hs.to_vec(), act, weights })
+        Ok(FullyConnectedNet {
+            hs: hs.to_vec(),
+            act,
+            weights,
+        })
     }
 
     /// Builds from given weights (e.g. loaded), shapes `[hs[k], hs[k+1]]`.
@@ -40,7 +46,9 @@ impl FullyConnectedNet {
         for (k, w) in weights.iter().enumerate() {
             let s = w.size();
             if s.len() != 2 || (k > 0 && hs[k] != s[0]) {
-                return Err(E3nnError::Invalid(format!("FullyConnectedNet: bad weight shape {s:?} for layer {k}")));
+                return Err(E3nnError::Invalid(format!(
+                    "FullyConnectedNet: bad weight shape {s:?} for layer {k}"
+                )));
             }
             if k == 0 {
                 hs.push(s[0]);

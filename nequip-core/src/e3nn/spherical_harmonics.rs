@@ -33,7 +33,10 @@ impl std::str::FromStr for ShNormalization {
             "component" => Ok(Self::Component),
             "norm" => Ok(Self::Norm),
             "integral" => Ok(Self::Integral),
-            _ => Err(E3nnError::BadOption { what: "normalization", value: s.to_string() }),
+            _ => Err(E3nnError::BadOption {
+                what: "normalization",
+                value: s.to_string(),
+            }),
         }
     }
 }
@@ -47,7 +50,9 @@ fn recursion_matrices(lmax: u32) -> Vec<Vec<f64>> {
         let (d, dn) = (2 * l as usize + 1, 2 * l as usize + 3);
         let c = wigner_3j_f64(l, 1, l + 1).expect("l, 1, l+1 is a valid triangle");
         // Z_m = sum_j C[j, 1 (y), m] Y^l_j(y-hat)
-        let z: Vec<f64> = (0..dn).map(|m| (0..d).map(|j| c[(j * 3 + 1) * dn + m] * y_at[j]).sum()).collect();
+        let z: Vec<f64> = (0..dn)
+            .map(|m| (0..d).map(|j| c[(j * 3 + 1) * dn + m] * y_at[j]).sum())
+            .collect();
         let norm = z.iter().map(|v| v * v).sum::<f64>().sqrt();
         let a = ((2 * l + 3) as f64).sqrt() / norm * z[l as usize + 1].signum();
         out.push(c.iter().map(|v| v * a).collect());
@@ -69,24 +74,49 @@ pub struct SphericalHarmonics {
 
 impl SphericalHarmonics {
     /// Harmonics of degrees `ls` (in that order, repeats allowed) of a vector input (`1o`).
-    pub fn new(ls: &[u32], normalize: bool, normalization: ShNormalization) -> Result<Self, E3nnError> {
-        let lmax = *ls.iter().max().ok_or(E3nnError::Empty("spherical harmonics degrees"))?;
+    pub fn new(
+        ls: &[u32],
+        normalize: bool,
+        normalization: ShNormalization,
+    ) -> Result<Self, E3nnError> {
+        let lmax = *ls
+            .iter()
+            .max()
+            .ok_or(E3nnError::Empty("spherical harmonics degrees"))?;
         let mats = recursion_matrices(lmax)
             .into_iter()
             .enumerate()
-            .map(|(l, m)| Tensor::from_slice(&m).reshape([(2 * l as i64 + 1) * 3, 2 * l as i64 + 3]))
+            .map(|(l, m)| {
+                Tensor::from_slice(&m).reshape([(2 * l as i64 + 1) * 3, 2 * l as i64 + 3])
+            })
             .collect();
         let irreps_out = Irreps(
             ls.iter()
-                .map(|&l| super::irreps::MulIr { mul: 1, ir: super::irreps::Irrep { l, p: (-1i32).pow(l) } })
+                .map(|&l| super::irreps::MulIr {
+                    mul: 1,
+                    ir: super::irreps::Irrep {
+                        l,
+                        p: (-1i32).pow(l),
+                    },
+                })
                 .collect(),
         )
         .simplify();
-        Ok(SphericalHarmonics { ls: ls.to_vec(), normalize, normalization, irreps_out, mats })
+        Ok(SphericalHarmonics {
+            ls: ls.to_vec(),
+            normalize,
+            normalization,
+            irreps_out,
+            mats,
+        })
     }
 
     /// `0..=lmax` (nequip's edge attributes: `Irreps::spherical_harmonics(lmax, -1)`).
-    pub fn up_to(lmax: u32, normalize: bool, normalization: ShNormalization) -> Result<Self, E3nnError> {
+    pub fn up_to(
+        lmax: u32,
+        normalize: bool,
+        normalization: ShNormalization,
+    ) -> Result<Self, E3nnError> {
         Self::new(&(0..=lmax).collect::<Vec<_>>(), normalize, normalization)
     }
 
@@ -99,7 +129,9 @@ impl SphericalHarmonics {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let x = if self.normalize {
             // torch.nn.functional.normalize: x / max(|x|, 1e-12)
-            x / x.norm_scalaropt_dim(2.0, [-1i64].as_slice(), true).clamp_min(1e-12)
+            x / x
+                .norm_scalaropt_dim(2.0, [-1i64].as_slice(), true)
+                .clamp_min(1e-12)
         } else {
             x.shallow_clone()
         };
@@ -124,7 +156,11 @@ impl SphericalHarmonics {
                 }
             })
             .collect();
-        let out = if parts.len() == 1 { parts.into_iter().next().expect("one") } else { Tensor::cat(&parts, 1) };
+        let out = if parts.len() == 1 {
+            parts.into_iter().next().expect("one")
+        } else {
+            Tensor::cat(&parts, 1)
+        };
         let mut shape = lead;
         shape.push(-1);
         out.reshape(shape)

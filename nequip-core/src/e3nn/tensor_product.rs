@@ -36,7 +36,10 @@ impl std::str::FromStr for ConnectionMode {
             "uvw" => Ok(Self::Uvw),
             "uvu" => Ok(Self::Uvu),
             "uvv" => Ok(Self::Uvv),
-            _ => Err(E3nnError::BadOption { what: "connection mode", value: s.to_string() }),
+            _ => Err(E3nnError::BadOption {
+                what: "connection mode",
+                value: s.to_string(),
+            }),
         }
     }
 }
@@ -64,8 +67,22 @@ pub struct Instruction {
 
 impl Instruction {
     /// A weighted path with `path_weight` 1.
-    pub fn new(i_in1: usize, i_in2: usize, i_out: usize, mode: ConnectionMode, has_weight: bool) -> Self {
-        Instruction { i_in1, i_in2, i_out, mode, has_weight, path_weight: 1.0, path_shape: vec![] }
+    pub fn new(
+        i_in1: usize,
+        i_in2: usize,
+        i_out: usize,
+        mode: ConnectionMode,
+        has_weight: bool,
+    ) -> Self {
+        Instruction {
+            i_in1,
+            i_in2,
+            i_out,
+            mode,
+            has_weight,
+            path_weight: 1.0,
+            path_shape: vec![],
+        }
     }
 }
 
@@ -142,10 +159,17 @@ impl TensorProduct {
         let mut ins = instructions;
         for (index, i) in ins.iter_mut().enumerate() {
             let bad = |reason: String| E3nnError::BadInstruction { index, reason };
-            if i.i_in1 >= irreps_in1.len() || i.i_in2 >= irreps_in2.len() || i.i_out >= irreps_out.len() {
+            if i.i_in1 >= irreps_in1.len()
+                || i.i_in2 >= irreps_in2.len()
+                || i.i_out >= irreps_out.len()
+            {
                 return Err(bad("block index out of range".into()));
             }
-            let (a, b, o) = (irreps_in1[i.i_in1], irreps_in2[i.i_in2], irreps_out[i.i_out]);
+            let (a, b, o) = (
+                irreps_in1[i.i_in1],
+                irreps_in2[i.i_in2],
+                irreps_out[i.i_out],
+            );
             if a.ir.p * b.ir.p != o.ir.p || !triangle(a.ir.l, b.ir.l, o.ir.l) {
                 return Err(bad(format!("{} x {} cannot produce {}", a.ir, b.ir, o.ir)));
             }
@@ -173,7 +197,11 @@ impl TensorProduct {
         let alphas: Vec<f64> = ins
             .iter()
             .map(|i| {
-                let (a, b, o) = (irreps_in1[i.i_in1], irreps_in2[i.i_in2], irreps_out[i.i_out]);
+                let (a, b, o) = (
+                    irreps_in1[i.i_in1],
+                    irreps_in2[i.i_in2],
+                    irreps_out[i.i_out],
+                );
                 let mut alpha = match opts.irrep_normalization {
                     IrrepNormalization::Component => o.ir.dim() as f64,
                     IrrepNormalization::Norm => (a.ir.dim() * b.ir.dim()) as f64,
@@ -200,13 +228,22 @@ impl TensorProduct {
             None => shared_weights && ins.iter().any(|i| i.has_weight),
         };
         if internal_weights && !shared_weights {
-            return Err(E3nnError::Invalid("internal weights imply shared weights".into()));
+            return Err(E3nnError::Invalid(
+                "internal weights imply shared weights".into(),
+            ));
         }
-        let weight_numel: usize =
-            ins.iter().filter(|i| i.has_weight).map(|i| i.path_shape.iter().product::<usize>()).sum();
+        let weight_numel: usize = ins
+            .iter()
+            .filter(|i| i.has_weight)
+            .map(|i| i.path_shape.iter().product::<usize>())
+            .sum();
         let weight = match (internal_weights && weight_numel > 0, path) {
             (true, Some(p)) => Some(p.randn_standard("weight", &[weight_numel as i64])),
-            (true, None) => return Err(E3nnError::Invalid("internal weights need a parameter path".into())),
+            (true, None) => {
+                return Err(E3nnError::Invalid(
+                    "internal weights need a parameter path".into(),
+                ))
+            }
             (false, _) => None,
         };
         let kernel = Kernel::new(&irreps_in1, &irreps_in2, &irreps_out, &ins, shared_weights);
@@ -250,7 +287,11 @@ impl TensorProduct {
     /// output block per path (`mul_i x ir_out`), the output irreps then stably sorted (e3nn's
     /// `Irreps.sort`) with the instructions' `i_out` permuted accordingly; per-sample external
     /// weights (from the radial MLP).
-    pub fn nequip_convolution(irreps_in1: Irreps, irreps_in2: Irreps, filter: &Irreps) -> Result<Self, E3nnError> {
+    pub fn nequip_convolution(
+        irreps_in1: Irreps,
+        irreps_in2: Irreps,
+        filter: &Irreps,
+    ) -> Result<Self, E3nnError> {
         let mut mid = Vec::new();
         let mut ins = Vec::new();
         for (i, a) in irreps_in1.iter().enumerate() {
@@ -267,7 +308,11 @@ impl TensorProduct {
         for i in &mut ins {
             i.i_out = sorted.p[i.i_out];
         }
-        let opts = TpOptions { shared_weights: Some(false), internal_weights: Some(false), ..Default::default() };
+        let opts = TpOptions {
+            shared_weights: Some(false),
+            internal_weights: Some(false),
+            ..Default::default()
+        };
         Self::new(None, irreps_in1, irreps_in2, sorted.irreps, ins, opts)
     }
 
@@ -278,15 +323,17 @@ impl TensorProduct {
 
     /// e3nn's `output_mask` buffer: 1 on output blocks that some path writes.
     pub fn output_mask(&self, kind: Kind) -> Tensor {
-        let v: Vec<f64> = self
-            .irreps_out
-            .iter()
-            .enumerate()
-            .flat_map(|(o, m)| {
-                let on = self.instructions.iter().any(|i| i.i_out == o && i.path_weight != 0.0 && !i.path_shape.contains(&0));
-                std::iter::repeat_n(if on { 1.0 } else { 0.0 }, m.dim())
-            })
-            .collect();
+        let v: Vec<f64> =
+            self.irreps_out
+                .iter()
+                .enumerate()
+                .flat_map(|(o, m)| {
+                    let on = self.instructions.iter().any(|i| {
+                        i.i_out == o && i.path_weight != 0.0 && !i.path_shape.contains(&0)
+                    });
+                    std::iter::repeat_n(if on { 1.0 } else { 0.0 }, m.dim())
+                })
+                .collect();
         Tensor::from_slice(&v).to_kind(kind)
     }
 
@@ -301,7 +348,13 @@ impl TensorProduct {
         let lead: Vec<i64> = x1.size()[..x1.dim() - 1].to_vec();
         let x1f = x1.reshape([-1, self.irreps_in1.dim() as i64]);
         let x2f = x2.reshape([-1, self.irreps_in2.dim() as i64]);
-        let w = weight.map(|w| if self.shared_weights { w.shallow_clone() } else { w.reshape([-1, self.weight_numel as i64]) });
+        let w = weight.map(|w| {
+            if self.shared_weights {
+                w.shallow_clone()
+            } else {
+                w.reshape([-1, self.weight_numel as i64])
+            }
+        });
         let out = self.kernel.forward(&x1f, &x2f, w.as_ref());
         let mut shape = lead;
         shape.push(self.irreps_out.dim() as i64);

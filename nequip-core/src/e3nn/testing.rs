@@ -48,7 +48,10 @@ pub enum Field {
 impl Field {
     /// An irreps field that does not permute.
     pub fn irreps(irreps: Irreps) -> Self {
-        Field::Irreps { irreps, permute: false }
+        Field::Irreps {
+            irreps,
+            permute: false,
+        }
     }
 }
 
@@ -70,9 +73,15 @@ pub struct EquivarianceErrors {
 impl EquivarianceErrors {
     /// The largest of all.
     pub fn max(&self) -> f64 {
-        [self.rotation, self.parity, self.rotation_parity, self.translation, self.permutation]
-            .into_iter()
-            .fold(0.0, f64::max)
+        [
+            self.rotation,
+            self.parity,
+            self.rotation_parity,
+            self.translation,
+            self.permutation,
+        ]
+        .into_iter()
+        .fold(0.0, f64::max)
     }
 }
 
@@ -123,7 +132,8 @@ impl Transform {
                         (z.shallow_clone(), z.shallow_clone(), z)
                     }
                 };
-                let d = irreps_d(irreps, (&angles.0, &angles.1, &angles.2), self.parity).to_kind(kind);
+                let d =
+                    irreps_d(irreps, (&angles.0, &angles.1, &angles.2), self.parity).to_kind(kind);
                 y = y.matmul(&d.transpose(0, 1));
             }
             Field::Position { .. } => {
@@ -164,7 +174,11 @@ fn rel_err(a: &[Tensor], b: &[Tensor]) -> f64 {
 
 /// Checks `f(T x) = T f(x)` for the transformations listed in [`EquivarianceErrors`].
 /// Uses torch's global RNG (seed it with `tch::manual_seed` for reproducibility).
-pub fn check_equivariance<F>(f: F, inputs: &[(Tensor, Field)], outputs: &[Field]) -> EquivarianceErrors
+pub fn check_equivariance<F>(
+    f: F,
+    inputs: &[(Tensor, Field)],
+    outputs: &[Field],
+) -> EquivarianceErrors
 where
     F: Fn(&[Tensor]) -> Vec<Tensor>,
 {
@@ -175,29 +189,58 @@ where
         let (a, b, c) = rand_angles(&[], Kind::Double, device);
         Some((a, b, c))
     };
-    let has_pos = inputs.iter().any(|(_, f)| matches!(f, Field::Position { .. }));
+    let has_pos = inputs
+        .iter()
+        .any(|(_, f)| matches!(f, Field::Position { .. }));
     let n_perm = inputs.iter().find_map(|(t, f)| match f {
-        Field::Irreps { permute: true, .. } | Field::Position { permute: true } | Field::PermuteOnly => Some(t.size()[0]),
+        Field::Irreps { permute: true, .. }
+        | Field::Position { permute: true }
+        | Field::PermuteOnly => Some(t.size()[0]),
         _ => None,
     });
     let run = |t: &Transform| {
         let txs: Vec<Tensor> = inputs.iter().map(|(x, fl)| t.apply(x, fl)).collect();
         let lhs = f(&txs);
-        let rhs: Vec<Tensor> = ys.iter().zip(outputs).map(|(y, fl)| t.apply(y, fl)).collect();
+        let rhs: Vec<Tensor> = ys
+            .iter()
+            .zip(outputs)
+            .map(|(y, fl)| t.apply(y, fl))
+            .collect();
         rel_err(&lhs, &rhs)
     };
-    let none = || Transform { rot: None, parity: false, shift: None, perm: None };
+    let none = || Transform {
+        rot: None,
+        parity: false,
+        shift: None,
+        perm: None,
+    };
     EquivarianceErrors {
-        rotation: run(&Transform { rot: angles(), ..none() }),
-        parity: run(&Transform { parity: true, ..none() }),
-        rotation_parity: run(&Transform { rot: angles(), parity: true, ..none() }),
+        rotation: run(&Transform {
+            rot: angles(),
+            ..none()
+        }),
+        parity: run(&Transform {
+            parity: true,
+            ..none()
+        }),
+        rotation_parity: run(&Transform {
+            rot: angles(),
+            parity: true,
+            ..none()
+        }),
         translation: if has_pos {
-            run(&Transform { shift: Some(Tensor::randn([3], (Kind::Double, device)) * 3.0), ..none() })
+            run(&Transform {
+                shift: Some(Tensor::randn([3], (Kind::Double, device)) * 3.0),
+                ..none()
+            })
         } else {
             0.0
         },
         permutation: match n_perm {
-            Some(n) => run(&Transform { perm: Some(Tensor::randperm(n, (Kind::Int64, device))), ..none() }),
+            Some(n) => run(&Transform {
+                perm: Some(Tensor::randperm(n, (Kind::Int64, device))),
+                ..none()
+            }),
             None => 0.0,
         },
     }

@@ -7,8 +7,9 @@
 //!   of all paths) the path `p` from input block `i` is `out_p[z,u,k] = W_p[z,u] sum_a
 //!   x1_i[z,u,a] R_p[z,a,k]`: one batched matmul per input-1 block covers all its paths, one
 //!   broadcast multiply per (block, output degree) applies the weights and writes the result
-//!   directly in e3nn's `[mul, 2l+1]` block layout, one gather reorders the weights and one
-//!   `cat` assembles the output. That is ~3 ops per block + 2 per (block, degree) instead of
+//!   directly in e3nn's `[mul, 2l+1]` block layout (the weights are views of the flat weight
+//!   vector, stacked only where several paths share a group) and one `cat` assembles the
+//!   output. That is ~3 ops per block + 2 per (block, degree) instead of
 //!   e3nn's several ops per path, with ~3 passes over the output forward (and no
 //!   output-sized scatter or zero-filling backward).
 //! * [`GenericKernel`] — any instruction list: one short einsum chain per path.
@@ -31,7 +32,10 @@ pub(crate) struct Buffers {
 
 impl Buffers {
     pub(crate) fn new(base: Vec<Tensor>) -> Self {
-        Buffers { base, cache: Mutex::new(HashMap::new()) }
+        Buffers {
+            base,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The buffers for `like`'s kind and device (float buffers take `like`'s kind; integer
@@ -68,7 +72,13 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    pub(crate) fn new(in1: &Irreps, in2: &Irreps, out: &Irreps, ins: &[Instruction], shared: bool) -> Self {
+    pub(crate) fn new(
+        in1: &Irreps,
+        in2: &Irreps,
+        out: &Irreps,
+        ins: &[Instruction],
+        shared: bool,
+    ) -> Self {
         match UvuKernel::try_new(in1, in2, out, ins, shared) {
             Some(k) => Kernel::Uvu(k),
             None => Kernel::Generic(GenericKernel::new(in1, in2, out, ins, shared)),
@@ -114,14 +124,24 @@ pub(crate) struct UvuKernel {
     /// `i_out` of every instruction.
     path_out: Vec<usize>,
     weighted: bool,
-    /// [CG `[dim2, sum_g d1*K_g]`, weight permutation `[wn]` (i64)]
+    /// Weight count of every path (instruction order).
+    path_wlen: Vec<i64>,
+    /// [CG `[dim2, sum_g d1*K_g]`]
     bufs: Buffers,
 }
 
 impl UvuKernel {
-    fn try_new(in1: &Irreps, in2: &Irreps, out: &Irreps, ins: &[Instruction], _shared: bool) -> Option<Self> {
+    fn try_new(
+        in1: &Irreps,
+        in2: &Irreps,
+        out: &Irreps,
+        ins: &[Instruction],
+        _shared: bool,
+    ) -> Option<Self> {
         if ins.is_empty()
-            || ins.iter().any(|i| i.mode != ConnectionMode::Uvu || in2[i.i_in2].mul != 1)
+            || ins
+                .iter()
+                .any(|i| i.mode != ConnectionMode::Uvu || in2[i.i_in2].mul != 1)
             || ins.iter().any(|i| i.has_weight != ins[0].has_weight)
         {
             return None;
@@ -129,13 +149,6 @@ impl UvuKernel {
         let weighted = ins[0].has_weight;
         let s2 = in2.slices();
         let dim2 = in2.dim();
-        // flat weight offset of every path (instruction order; path_shape (mul, 1))
-        let mut w_off = Vec::with_capacity(ins.len());
-        let mut acc = 0;
-        for i in ins {
-            w_off.push(acc);
-            acc += i.path_shape.iter().product::<usize>();
-        }
         let mut blocks: Vec<usize> = Vec::new();
         for i in ins {
             if !blocks.contains(&i.i_in1) {
@@ -144,7 +157,6 @@ impl UvuKernel {
         }
         let mut groups = Vec::new();
         let mut cols: Vec<Vec<f64>> = Vec::new();
-        let mut w_perm: Vec<i64> = Vec::new();
         for b1 in blocks {
             let (mul, d1) = (in1[b1].mul, in1[b1].ir.dim());
             let mut l3s: Vec<u32> = Vec::new();
@@ -156,7 +168,9 @@ impl UvuKernel {
             let subs: Vec<(i64, Vec<usize>)> = l3s
                 .iter()
                 .map(|&l3| {
-                    let paths = (0..ins.len()).filter(|&p| ins[p].i_in1 == b1 && out[ins[p].i_out].ir.l == l3).collect();
+                    let paths = (0..ins.len())
+                        .filter(|&p| ins[p].i_in1 == b1 && out[ins[p].i_out].ir.l == l3)
+                        .collect();
                     (2 * l3 as i64 + 1, paths)
                 })
                 .collect();
@@ -171,31 +185,40 @@ impl UvuKernel {
                         for k in 0..*d3 as usize {
                             let mut col = vec![0.0; dim2];
                             for b in 0..d2 {
-                                col[s2[i.i_in2].start + b] = i.path_weight * c[(a * d2 + b) * *d3 as usize + k];
+                                col[s2[i.i_in2].start + b] =
+                                    i.path_weight * c[(a * d2 + b) * *d3 as usize + k];
                             }
                             cols.push(col);
                         }
                     }
                 }
             }
-            if weighted {
-                for (_, paths) in &subs {
-                    for &p in paths {
-                        w_perm.extend((0..mul).map(|u| (w_off[p] + u) as i64));
-                    }
-                }
-            }
-            groups.push(UvuGroup { block1: b1, mul: mul as i64, d1: d1 as i64, subs });
+            groups.push(UvuGroup {
+                block1: b1,
+                mul: mul as i64,
+                d1: d1 as i64,
+                subs,
+            });
         }
         let ncols = cols.len() as i64;
-        let cg = Tensor::from_slice(&cols.concat()).reshape([ncols, dim2 as i64]).transpose(0, 1).contiguous();
+        let cg = Tensor::from_slice(&cols.concat())
+            .reshape([ncols, dim2 as i64])
+            .transpose(0, 1)
+            .contiguous();
         Some(UvuKernel {
             groups,
             block_dims1: in1.iter().map(|m| m.dim() as i64).collect(),
-            out_blocks: out.iter().map(|m| (m.mul as i64, m.ir.dim() as i64)).collect(),
+            out_blocks: out
+                .iter()
+                .map(|m| (m.mul as i64, m.ir.dim() as i64))
+                .collect(),
             path_out: ins.iter().map(|i| i.i_out).collect(),
             weighted,
-            bufs: Buffers::new(vec![cg, Tensor::from_slice(&w_perm)]),
+            path_wlen: ins
+                .iter()
+                .map(|i| i.path_shape.iter().product::<usize>() as i64)
+                .collect(),
+            bufs: Buffers::new(vec![cg]),
         })
     }
 
@@ -205,20 +228,19 @@ impl UvuKernel {
     /// already as e3nn's `[U, d3]` output blocks, which one `cat` puts in output order.
     fn forward(&self, x1: &Tensor, x2: &Tensor, w: Option<&Tensor>) -> Tensor {
         let b = self.bufs.get(x1);
-        let (cg, w_perm) = (&b[0], &b[1]);
+        let cg = &b[0];
         let z = x1.size()[0];
         let x1_blocks = x1.split_with_sizes(self.block_dims1.as_slice(), 1);
         let r_sizes: Vec<i64> = self.groups.iter().map(|g| g.d1 * g.k()).collect();
         let r_groups = x2.matmul(cg).split_with_sizes(r_sizes.as_slice(), 1);
-        let mut w_subs = if self.weighted {
-            let w = w.expect("TensorProduct: weights are required");
-            let lens: Vec<i64> =
-                self.groups.iter().flat_map(|g| g.subs.iter().map(move |(_, p)| p.len() as i64 * g.mul)).collect();
-            w.index_select(-1, w_perm).split_with_sizes(lens.as_slice(), -1).into_iter()
-        } else {
-            Vec::new().into_iter()
+        // per-path weight chunks `[.., U]` (views; split's backward is a single cat)
+        let w_paths: Vec<Tensor> = match (self.weighted, w) {
+            (true, Some(w)) => w.split_with_sizes(self.path_wlen.as_slice(), -1),
+            (true, None) => panic!("TensorProduct: weights are required"),
+            (false, _) => Vec::new(),
         };
-        let mut per_out: Vec<Vec<Tensor>> = (0..self.out_blocks.len()).map(|_| Vec::new()).collect();
+        let mut per_out: Vec<Vec<Tensor>> =
+            (0..self.out_blocks.len()).map(|_| Vec::new()).collect();
         for (g, r) in self.groups.iter().zip(&r_groups) {
             let k = g.k();
             let x = x1_blocks[g.block1].view([z, g.mul, g.d1]);
@@ -229,9 +251,16 @@ impl UvuKernel {
                 let n = paths.len() as i64;
                 let os = os.view([z, g.mul, n, *d3]).permute([0, 2, 1, 3]);
                 // weights first: the product is then laid out [Z, n, U, d3] (path-major)
-                let t = match w_subs.next() {
-                    Some(ws) => ws.reshape([-1, n, g.mul, 1]) * os,
-                    None => os.contiguous(),
+                let t = if self.weighted {
+                    // [.., n, U]: a view for a single path, one small copy otherwise
+                    let ws = if n == 1 {
+                        w_paths[paths[0]].unsqueeze(-2)
+                    } else {
+                        Tensor::stack(&paths.iter().map(|&p| &w_paths[p]).collect::<Vec<_>>(), -2)
+                    };
+                    ws.reshape([-1, n, g.mul, 1]) * os
+                } else {
+                    os.contiguous()
                 };
                 for (p, blk) in paths.iter().zip(t.unbind(1)) {
                     per_out[self.path_out[*p]].push(blk.reshape([z, g.mul * d3]));
@@ -280,9 +309,14 @@ impl GenericKernel {
             .iter()
             .map(|i| {
                 let (a, b, o) = (in1[i.i_in1], in2[i.i_in2], out[i.i_out]);
-                let c = wigner_3j_f64(a.ir.l, b.ir.l, o.ir.l).expect("validated by TensorProduct::new");
+                let c =
+                    wigner_3j_f64(a.ir.l, b.ir.l, o.ir.l).expect("validated by TensorProduct::new");
                 let scaled: Vec<f64> = c.iter().map(|v| v * i.path_weight).collect();
-                cgs.push(Tensor::from_slice(&scaled).reshape([a.ir.dim() as i64, b.ir.dim() as i64, o.ir.dim() as i64]));
+                cgs.push(Tensor::from_slice(&scaled).reshape([
+                    a.ir.dim() as i64,
+                    b.ir.dim() as i64,
+                    o.ir.dim() as i64,
+                ]));
                 let weight = i.has_weight.then(|| {
                     let shape: Vec<i64> = i.path_shape.iter().map(|&s| s as i64).collect();
                     let n: i64 = shape.iter().product();
@@ -298,8 +332,16 @@ impl GenericKernel {
                 }
             })
             .collect();
-        let out_blocks = out.iter().map(|m| (m.mul as i64, m.ir.dim() as i64)).collect();
-        GenericKernel { paths, out_blocks, shared, bufs: Buffers::new(cgs) }
+        let out_blocks = out
+            .iter()
+            .map(|m| (m.mul as i64, m.ir.dim() as i64))
+            .collect();
+        GenericKernel {
+            paths,
+            out_blocks,
+            shared,
+            bufs: Buffers::new(cgs),
+        }
     }
 
     fn forward(&self, x1: &Tensor, x2: &Tensor, w: Option<&Tensor>) -> Tensor {
@@ -322,11 +364,21 @@ impl GenericKernel {
             });
             let zz = if self.shared { "" } else { "z" };
             let r = match (p.mode, wt) {
-                (ConnectionMode::Uvw, Some(w)) => Tensor::einsum(&format!("zuvk,{zz}uvw->zwk"), &[&s, &w], None::<&[i64]>),
-                (ConnectionMode::Uvu, Some(w)) => Tensor::einsum(&format!("zuvk,{zz}uv->zuk"), &[&s, &w], None::<&[i64]>),
-                (ConnectionMode::Uvv, Some(w)) => Tensor::einsum(&format!("zuvk,{zz}uv->zvk"), &[&s, &w], None::<&[i64]>),
-                (ConnectionMode::Uvu, None) => s.sum_dim_intlist([2i64].as_slice(), false, None::<Kind>),
-                (ConnectionMode::Uvv, None) => s.sum_dim_intlist([1i64].as_slice(), false, None::<Kind>),
+                (ConnectionMode::Uvw, Some(w)) => {
+                    Tensor::einsum(&format!("zuvk,{zz}uvw->zwk"), &[&s, &w], None::<&[i64]>)
+                }
+                (ConnectionMode::Uvu, Some(w)) => {
+                    Tensor::einsum(&format!("zuvk,{zz}uv->zuk"), &[&s, &w], None::<&[i64]>)
+                }
+                (ConnectionMode::Uvv, Some(w)) => {
+                    Tensor::einsum(&format!("zuvk,{zz}uv->zvk"), &[&s, &w], None::<&[i64]>)
+                }
+                (ConnectionMode::Uvu, None) => {
+                    s.sum_dim_intlist([2i64].as_slice(), false, None::<Kind>)
+                }
+                (ConnectionMode::Uvv, None) => {
+                    s.sum_dim_intlist([1i64].as_slice(), false, None::<Kind>)
+                }
                 (ConnectionMode::Uvw, None) => unreachable!("rejected by TensorProduct::new"),
             };
             let r = r.reshape([z, -1]);
@@ -339,7 +391,9 @@ impl GenericKernel {
         let blocks: Vec<Tensor> = outs
             .into_iter()
             .zip(&self.out_blocks)
-            .map(|(o, &(m, d))| o.unwrap_or_else(|| Tensor::zeros([z, m * d], (x1.kind(), x1.device()))))
+            .map(|(o, &(m, d))| {
+                o.unwrap_or_else(|| Tensor::zeros([z, m * d], (x1.kind(), x1.device())))
+            })
             .collect();
         if blocks.is_empty() {
             Tensor::zeros([z, 0], (x1.kind(), x1.device()))

@@ -26,7 +26,10 @@ impl C64 {
         C64 { re, im }
     }
     fn mul(self, o: C64) -> C64 {
-        C64::new(self.re * o.re - self.im * o.im, self.re * o.im + self.im * o.re)
+        C64::new(
+            self.re * o.re - self.im * o.im,
+            self.re * o.im + self.im * o.re,
+        )
     }
     fn add(self, o: C64) -> C64 {
         C64::new(self.re + o.re, self.im + o.im)
@@ -61,8 +64,15 @@ fn change_basis_real_to_complex(l: usize) -> CMat {
         q[r][l - a] = C64::new(0.0, sign * s);
     }
     // (-i)^l, exact.
-    let f = [C64::new(1.0, 0.0), C64::new(0.0, -1.0), C64::new(-1.0, 0.0), C64::new(0.0, 1.0)][l % 4];
-    q.iter().map(|row| row.iter().map(|&z| f.mul(z)).collect()).collect()
+    let f = [
+        C64::new(1.0, 0.0),
+        C64::new(0.0, -1.0),
+        C64::new(-1.0, 0.0),
+        C64::new(0.0, 1.0),
+    ][l % 4];
+    q.iter()
+        .map(|row| row.iter().map(|&z| f.mul(z)).collect())
+        .collect()
 }
 
 fn factorial(n: i64) -> i128 {
@@ -80,11 +90,15 @@ fn su2_cg_coeff(j1: i64, m1: i64, j2: i64, m2: i64, j3: i64, m3: i64) -> f64 {
     let pref = ((2 * j3 + 1) as f64
         * (f(j3 + j1 - j2) * f(j3 - j1 + j2) * f(j1 + j2 - j3) * f(j3 + m3) * f(j3 - m3)
             / (f(j1 + j2 + j3 + 1) * f(j1 - m1) * f(j1 + m1) * f(j2 - m2) * f(j2 + m2))))
-        .sqrt();
+    .sqrt();
     // Exact rational sum when it fits in i128, f64 otherwise.
     let terms: Vec<(i128, i128)> = (vmin..=vmax)
         .map(|v| {
-            let sign = if (v + j2 + m2).rem_euclid(2) == 0 { 1 } else { -1 };
+            let sign = if (v + j2 + m2).rem_euclid(2) == 0 {
+                1
+            } else {
+                -1
+            };
             let num = factorial(j2 + j3 + m1 - v).checked_mul(factorial(j1 - m1 + v));
             let den = factorial(v)
                 .checked_mul(factorial(j3 - j1 + j2 - v))
@@ -96,12 +110,20 @@ fn su2_cg_coeff(j1: i64, m1: i64, j2: i64, m2: i64, j3: i64, m3: i64) -> f64 {
             }
         })
         .collect();
-    let exact = terms.iter().all(|&(_, d)| d != 0).then(|| rational_sum(&terms)).flatten();
+    let exact = terms
+        .iter()
+        .all(|&(_, d)| d != 0)
+        .then(|| rational_sum(&terms))
+        .flatten();
     let s = match exact {
         Some((n, d)) => n as f64 / d as f64,
         None => (vmin..=vmax)
             .map(|v| {
-                let sign = if (v + j2 + m2).rem_euclid(2) == 0 { 1.0 } else { -1.0 };
+                let sign = if (v + j2 + m2).rem_euclid(2) == 0 {
+                    1.0
+                } else {
+                    -1.0
+                };
                 sign * f(j2 + j3 + m1 - v) * f(j1 - m1 + v)
                     / (f(v) * f(j3 - j1 + j2 - v) * f(j3 + m3 - v) * f(v + j1 - j2 - m3))
             })
@@ -140,12 +162,17 @@ fn compute_wigner_3j(l1: usize, l2: usize, l3: usize) -> Vec<f64> {
     for m1 in -j1..=j1 {
         for m2 in -j2..=j2 {
             if (m1 + m2).abs() <= j3 {
-                let idx = ((j1 + m1) as usize * d2 + (j2 + m2) as usize) * d3 + (j3 + m1 + m2) as usize;
+                let idx =
+                    ((j1 + m1) as usize * d2 + (j2 + m2) as usize) * d3 + (j3 + m1 + m2) as usize;
                 su2[idx] = su2_cg_coeff(j1, m1, j2, m2, j3, m1 + m2);
             }
         }
     }
-    let (q1, q2, q3) = (change_basis_real_to_complex(l1), change_basis_real_to_complex(l2), change_basis_real_to_complex(l3));
+    let (q1, q2, q3) = (
+        change_basis_real_to_complex(l1),
+        change_basis_real_to_complex(l2),
+        change_basis_real_to_complex(l3),
+    );
     // C[j,l,m] = sum_{i,k,n} Q1[i,j] Q2[k,l] conj(Q3[n,m]) su2[i,k,n]; keep the real part.
     let mut c = vec![0.0; d1 * d2 * d3];
     for j in 0..d1 {
@@ -184,21 +211,33 @@ pub fn wigner_3j_f64(l1: u32, l2: u32, l3: u32) -> Result<std::sync::Arc<Vec<f64
     if !triangle(l1, l2, l3) {
         return Err(E3nnError::Triangle(l1, l2, l3));
     }
-    static CACHE: OnceLock<Mutex<HashMap<(u32, u32, u32), std::sync::Arc<Vec<f64>>>>> = OnceLock::new();
+    type Cache = Mutex<HashMap<(u32, u32, u32), std::sync::Arc<Vec<f64>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut guard = cache.lock().unwrap_or_else(|e| e.into_inner());
     Ok(guard
         .entry((l1, l2, l3))
-        .or_insert_with(|| std::sync::Arc::new(compute_wigner_3j(l1 as usize, l2 as usize, l3 as usize)))
+        .or_insert_with(|| {
+            std::sync::Arc::new(compute_wigner_3j(l1 as usize, l2 as usize, l3 as usize))
+        })
         .clone())
 }
 
 /// e3nn's `o3.wigner_3j(l1, l2, l3)`: tensor `[2l1+1, 2l2+1, 2l3+1]`, Frobenius norm 1,
 /// invariant under `D^{l1} ⊗ D^{l2} ⊗ D^{l3}`.
-pub fn wigner_3j(l1: u32, l2: u32, l3: u32, kind: Kind, device: Device) -> Result<Tensor, E3nnError> {
+pub fn wigner_3j(
+    l1: u32,
+    l2: u32,
+    l3: u32,
+    kind: Kind,
+    device: Device,
+) -> Result<Tensor, E3nnError> {
     let c = wigner_3j_f64(l1, l2, l3)?;
     let dims = [2 * l1 as i64 + 1, 2 * l2 as i64 + 1, 2 * l3 as i64 + 1];
-    Ok(Tensor::from_slice(&c).reshape(dims).to_kind(kind).to_device(device))
+    Ok(Tensor::from_slice(&c)
+        .reshape(dims)
+        .to_kind(kind)
+        .to_device(device))
 }
 
 /// e3nn's `so3_generators(l)`: three real `[2l+1, 2l+1]` generators (x, y, z order of e3nn:
@@ -249,14 +288,22 @@ pub fn wigner_d(l: u32, alpha: &Tensor, beta: &Tensor, gamma: &Tensor) -> Tensor
     let d = 2 * l as i64 + 1;
     let gens = so3_generators(l);
     let (kind, device) = (alpha.kind(), alpha.device());
-    let g = |i: usize| Tensor::from_slice(&gens[i]).reshape([d, d]).to_kind(kind).to_device(device);
+    let g = |i: usize| {
+        Tensor::from_slice(&gens[i])
+            .reshape([d, d])
+            .to_kind(kind)
+            .to_device(device)
+    };
     let (x0, x1) = (g(0), g(1));
     // Angles reduced to [-pi, pi]: the generators have eigenvalues i m, |m| <= l, so the
     // exponent has spectral norm <= pi l.
     let two_pi = 2.0 * std::f64::consts::PI;
     let e = |a: &Tensor, x: &Tensor| {
         let a = a - (a / two_pi).round().detach() * two_pi;
-        expm(&(a.unsqueeze(-1).unsqueeze(-1) * x), std::f64::consts::PI * l as f64)
+        expm(
+            &(a.unsqueeze(-1).unsqueeze(-1) * x),
+            std::f64::consts::PI * l as f64,
+        )
     };
     e(alpha, &x1).matmul(&e(beta, &x0)).matmul(&e(gamma, &x1))
 }
@@ -265,7 +312,11 @@ pub fn wigner_d(l: u32, alpha: &Tensor, beta: &Tensor, gamma: &Tensor) -> Tensor
 /// squaring with a degree-18 Taylor polynomial (scaled norm <= 1/2, truncation < 1e-22).
 /// libtorch's `matrix_exp` loses ~1e-10 for small angles in f64, hence this.
 fn expm(a: &Tensor, bound: f64) -> Tensor {
-    let s = if bound > 0.5 { (bound / 0.5).log2().ceil() as i32 } else { 0 };
+    let s = if bound > 0.5 {
+        (bound / 0.5).log2().ceil() as i32
+    } else {
+        0
+    };
     let a = a / 2f64.powi(s);
     let d = a.size()[a.dim() - 1];
     let eye = Tensor::eye(d, (a.kind(), a.device())).expand_as(&a);

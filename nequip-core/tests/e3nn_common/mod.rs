@@ -13,7 +13,9 @@ use tch::{Kind, Tensor};
 
 /// `tests/fixtures/e3nn/<name>`.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/e3nn").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/e3nn")
+        .join(name)
 }
 
 /// All arrays of an npz fixture.
@@ -25,7 +27,10 @@ impl Npz {
         Npz(v.into_iter().collect())
     }
     pub fn get(&self, key: &str) -> Tensor {
-        self.0.get(key).unwrap_or_else(|| panic!("missing fixture key {key}")).shallow_clone()
+        self.0
+            .get(key)
+            .unwrap_or_else(|| panic!("missing fixture key {key}"))
+            .shallow_clone()
     }
     pub fn keys(&self) -> Vec<String> {
         let mut k: Vec<String> = self.0.keys().cloned().collect();
@@ -44,7 +49,10 @@ pub fn ops_cases() -> serde_json::Value {
 /// Irreps from the fixture's int64 `[n, 3]` `(mul, l, p)` rows.
 pub fn irreps_from_rows(t: &Tensor) -> Irreps {
     let rows: Vec<Vec<i64>> = Vec::<Vec<i64>>::try_from(t.to_kind(Kind::Int64)).expect("int rows");
-    let items: Vec<(usize, u32, i32)> = rows.iter().map(|r| (r[0] as usize, r[1] as u32, r[2] as i32)).collect();
+    let items: Vec<(usize, u32, i32)> = rows
+        .iter()
+        .map(|r| (r[0] as usize, r[1] as u32, r[2] as i32))
+        .collect();
     Irreps::from_tuples(&items).expect("valid irreps")
 }
 
@@ -76,15 +84,25 @@ pub fn fd_check(f: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, h: f64) -> f64 {
     let y = f(&x);
     let probe = Tensor::randn(y.size(), (Kind::Double, x.device()));
     let s = (&y * &probe).sum(Kind::Double);
-    let g = Tensor::run_backward(&[&s], &[&x], false, false).pop().expect("grad");
+    let g = Tensor::run_backward(&[&s], &[&x], false, false)
+        .pop()
+        .expect("grad");
     let xf = x.detach().reshape([-1]);
     let n = xf.size()[0];
     let mut worst: f64 = 0.0;
     let scale = g.abs().max().double_value(&[]).max(1e-12);
     for i in 0..n {
-        let e = Tensor::zeros([n], (Kind::Double, x.device())).index_fill(0, &Tensor::from_slice(&[i]), h);
-        let fp = (f(&(&xf + &e).reshape(x.size())) * &probe).sum(Kind::Double).double_value(&[]);
-        let fm = (f(&(&xf - &e).reshape(x.size())) * &probe).sum(Kind::Double).double_value(&[]);
+        let e = Tensor::zeros([n], (Kind::Double, x.device())).index_fill(
+            0,
+            &Tensor::from_slice(&[i]),
+            h,
+        );
+        let fp = (f(&(&xf + &e).reshape(x.size())) * &probe)
+            .sum(Kind::Double)
+            .double_value(&[]);
+        let fm = (f(&(&xf - &e).reshape(x.size())) * &probe)
+            .sum(Kind::Double)
+            .double_value(&[]);
         let fd = (fp - fm) / (2.0 * h);
         let ad = g.reshape([-1]).double_value(&[i]);
         worst = worst.max((fd - ad).abs() / scale);
@@ -101,7 +119,9 @@ pub fn fd_check_second(f: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, h: f64) -> f64
     let grad_at = |xx: &Tensor, create: bool| {
         let xx = xx.detach().set_requires_grad(true);
         let s = (f(&xx) * &probe).sum(Kind::Double);
-        let g = Tensor::run_backward(&[&s], &[&xx], true, create).pop().expect("grad");
+        let g = Tensor::run_backward(&[&s], &[&xx], true, create)
+            .pop()
+            .expect("grad");
         (xx, g)
     };
     let (xx, g) = grad_at(&x0, true);
@@ -109,7 +129,9 @@ pub fn fd_check_second(f: &dyn Fn(&Tensor) -> Tensor, x: &Tensor, h: f64) -> f64
     // (libtorch aborts on a backward through a graph-less tensor: a gradient independent of x
     // has a zero Hessian)
     let hv = if gv.requires_grad() {
-        Tensor::run_backward(&[&gv], &[&xx], false, false).pop().expect("hvp")
+        Tensor::run_backward(&[&gv], &[&xx], false, false)
+            .pop()
+            .expect("hvp")
     } else {
         xx.zeros_like()
     };
