@@ -295,18 +295,7 @@ fn nequip_convolution_instructions_and_fctp_constructor() {
         );
         let got: Vec<(usize, usize, usize)> =
             ins.iter().map(|&(i, j, k)| (i, j, sorted.p[k])).collect();
-        let want: Vec<(usize, usize, usize)> = c["instructions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                (
-                    i["i_in1"].as_u64().unwrap() as usize,
-                    i["i_in2"].as_u64().unwrap() as usize,
-                    i["i_out"].as_u64().unwrap() as usize,
-                )
-            })
-            .collect();
+        let want: Vec<(usize, usize, usize)> = instruction_triples(c);
         assert_eq!(got, want, "{case}");
         assert_eq!(
             sorted.irreps.simplify().to_string(),
@@ -336,18 +325,7 @@ fn nequip_convolution_instructions_and_fctp_constructor() {
             TpOptions::default(),
         )
         .unwrap();
-        let want: Vec<(usize, usize, usize)> = c["instructions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                (
-                    i["i_in1"].as_u64().unwrap() as usize,
-                    i["i_in2"].as_u64().unwrap() as usize,
-                    i["i_out"].as_u64().unwrap() as usize,
-                )
-            })
-            .collect();
+        let want: Vec<(usize, usize, usize)> = instruction_triples(c);
         let got: Vec<_> = tp
             .instructions
             .iter()
@@ -452,4 +430,17 @@ fn norm_activations_match() {
         assert_close(&na.forward(&x), &want, TOL64, case);
         assert_close(&na.forward(&x.to_kind(Kind::Float)), &want, TOL32, case);
     }
+}
+
+/// `(i_in1, i_in2, i_out)` of every instruction of a fixture case.
+fn instruction_triples(c: &serde_json::Value) -> Vec<(usize, usize, usize)> {
+    c["instructions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let idx = |k: &str| i[k].as_u64().unwrap() as usize;
+            (idx("i_in1"), idx("i_in2"), idx("i_out"))
+        })
+        .collect()
 }
