@@ -2,13 +2,16 @@
 //! block's pieces reproduce nequip's frame-0 intermediates (aspirin_l2) to 1e-12 in float64:
 //! chemical embedding (`Linear` on one-hot), `linear_1`, the radial MLP `fc`
 //! (`FullyConnectedNet`, silu), and the per-edge `uvu` tensor product `tp` fed with neighbour
-//! features, edge spherical harmonics and the MLP's per-edge weights.
+//! features, edge spherical harmonics and the MLP's per-edge weights; then the scatter-sum over
+//! centres divided by sqrt(avg_num_neighbors), `linear_2`, the self-connection `sc`
+//! (`FullyConnectedTensorProduct` of features and one-hot species) and their sum.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use nequip_core::data::dict::with_edge_vectors;
 use nequip_core::data::AtomicDataDict;
+use nequip_core::e3nn::tensor_product::TpOptions;
 use nequip_core::e3nn::{spherical_harmonics, Act, FullyConnectedNet, Irreps, Linear, ShNormalization, TensorProduct};
 use nequip_core::nn::radial::{edge_embedding, one_hot};
 use tch::nn::VarStore;
@@ -60,6 +63,8 @@ fn first_interaction_block_pieces_match_nequip() {
     let linear_1 = Linear::new(&path(&vs, &format!("{m}.layer0_convnet.conv.linear_1")), ir("8x0e"), ir("8x0e")).unwrap();
     let fc = FullyConnectedNet::new(&path(&vs, &format!("{m}.layer0_convnet.conv.fc")), &[8, 16, 16, 24], Some(Act::Silu)).unwrap();
     let tp = TensorProduct::nequip_convolution(ir("8x0e"), ir("1x0e+1x1o+1x2e"), &ir("24x0e+8x1o+8x2e")).unwrap();
+    let linear_2 = Linear::new(&path(&vs, &format!("{m}.layer0_convnet.conv.linear_2")), tp.irreps_out.simplify(), ir("24x0e+8x1o+8x2e")).unwrap();
+    let sc = TensorProduct::fully_connected(Some(&path(&vs, &format!("{m}.layer0_convnet.conv.sc"))), ir("8x0e"), ir("3x0e"), ir("24x0e+8x1o+8x2e"), TpOptions::default()).unwrap();
     assert_eq!(tp.weight_numel, 24);
     load(&mut vs, &state);
 
@@ -82,4 +87,13 @@ fn first_interaction_block_pieces_match_nequip() {
     let neighbours = h1.index_select(0, &data["edge_index"].get(1));
     let msg = tp.forward_with(&neighbours, &sh, Some(&w));
     assert_close(&msg, &inter("layer0_convnet.conv.tp__out"), "tp (per-edge messages)");
+
+    // scatter-sum of the messages on their centres, / sqrt(avg_num_neighbors = 10.5)
+    let n = h1.size()[0];
+    let summed = Tensor::zeros([n, msg.size()[1]], (Kind::Double, Device::Cpu)).index_add(0, &data["edge_index"].get(0), &msg) / 10.5f64.sqrt();
+    let out2 = linear_2.forward(&summed);
+    assert_close(&out2, &inter("layer0_convnet.conv.linear_2__out"), "linear_2");
+    let self_connection = sc.forward(&h, &node_attrs);
+    assert_close(&self_connection, &inter("layer0_convnet.conv.sc__out"), "sc (self-connection)");
+    assert_close(&(out2 + self_connection), &inter("layer0_convnet.conv__node_features"), "conv output");
 }
