@@ -4,7 +4,9 @@
 //! (`FullyConnectedNet`, silu), and the per-edge `uvu` tensor product `tp` fed with neighbour
 //! features, edge spherical harmonics and the MLP's per-edge weights; then the scatter-sum over
 //! centres divided by sqrt(avg_num_neighbors), `linear_2`, the self-connection `sc`
-//! (`FullyConnectedTensorProduct` of features and one-hot species) and their sum.
+//! (`FullyConnectedTensorProduct` of features and one-hot species) and their sum; then the gate
+//! (`ConvNetLayer.equivariant_nonlin`: scalars 8x0e, gates 2 x 8x0e, gated 8x2e + 8x1o in
+//! `feature_irreps_hidden` order, whose sorted input irreps are the convolution's output).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 use nequip_core::data::dict::with_edge_vectors;
 use nequip_core::data::AtomicDataDict;
 use nequip_core::e3nn::tensor_product::TpOptions;
-use nequip_core::e3nn::{spherical_harmonics, Act, FullyConnectedNet, Irreps, Linear, ShNormalization, TensorProduct};
+use nequip_core::e3nn::{spherical_harmonics, Act, FullyConnectedNet, Gate, Irreps, Linear, ShNormalization, TensorProduct};
 use nequip_core::nn::radial::{edge_embedding, one_hot};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -96,4 +98,13 @@ fn first_interaction_block_pieces_match_nequip() {
     let self_connection = sc.forward(&h, &node_attrs);
     assert_close(&self_connection, &inter("layer0_convnet.conv.sc__out"), "sc (self-connection)");
     assert_close(&(out2 + self_connection), &inter("layer0_convnet.conv__node_features"), "conv output");
+
+    let gate = Gate::new(ir("8x0e"), vec![Some(Act::Silu)], ir("8x0e+8x0e"), vec![Some(Act::Silu), Some(Act::Silu)], ir("8x2e+8x1o")).unwrap();
+    assert_eq!(gate.irreps_in.simplify(), ir("24x0e+8x1o+8x2e"));
+    let conv_out = inter("layer0_convnet.conv__node_features");
+    let gated = gate.forward(&conv_out);
+    assert_close(&gated, &inter("layer0_convnet.equivariant_nonlin__out"), "gate");
+    // resnet is off (irreps change), so the gate's output is the layer's output
+    assert_close(&gated, &inter("layer0_convnet__node_features"), "layer 0 output");
+    assert_eq!(gate.irreps_out.to_string(), "8x0e+8x2e+8x1o");
 }
