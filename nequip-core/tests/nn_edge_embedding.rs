@@ -3,8 +3,10 @@
 //! shifts), spherical-harmonic edge attributes, Bessel × polynomial-cutoff embedding, cutoff and
 //! one-hot species, all to 1e-12 relative in float64. Edges are nequip's own (given by the fixture).
 
+mod nn_common;
+use nn_common::*;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use nequip_core::data::dict::with_edge_vectors;
 use nequip_core::data::AtomicDataDict;
@@ -12,25 +14,13 @@ use nequip_core::e3nn::{spherical_harmonics, Irreps, ShNormalization};
 use nequip_core::nn::radial::{bessel_weights_init, edge_embedding, one_hot};
 use tch::{Kind, Tensor};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nequip").join(name)
-}
 
-fn npz(name: &str) -> BTreeMap<String, Tensor> {
-    Tensor::read_npz(fixture(name)).unwrap().into_iter().collect()
-}
 
-fn assert_close(got: &Tensor, want: &Tensor, what: &str) {
-    assert_eq!(got.size(), want.size(), "{what}: shape");
-    let scale = want.abs().max().double_value(&[]).max(1e-300);
-    let err = (got - want).abs().max().double_value(&[]);
-    assert!(err <= 1e-12 * scale, "{what}: max abs error {err:e} (scale {scale:e})");
-}
 
 fn check_case(case: &str) {
     let frames = npz(&format!("{case}_frames.npz"));
     let params = npz(&format!("{case}_params.npz"));
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{case}_meta.json"))).unwrap()).unwrap();
+    let meta = meta(case);
     let config = &meta["config"];
     let r_max = config["r_max"].as_f64().unwrap();
     let p = config["PolynomialCutoff_p"].as_f64().unwrap();
@@ -45,23 +35,23 @@ fn check_case(case: &str) {
         data.insert("edge_cell_shift".into(), f("edge_cell_shift"));
     }
     with_edge_vectors(&mut data, true).unwrap();
-    assert_close(&data["edge_vectors"], &inter("spharm_edges__edge_vectors"), "edge_vectors");
-    assert_close(&data["edge_lengths"], &inter("radial_basis__edge_lengths"), "edge_lengths");
+    assert_close(&data["edge_vectors"], &inter("spharm_edges__edge_vectors"), 1e-12, "edge_vectors");
+    assert_close(&data["edge_lengths"], &inter("radial_basis__edge_lengths"), 1e-12, "edge_lengths");
 
     let irreps: Irreps = config["irreps_edge_sh"].as_str().unwrap().parse().unwrap();
     let ls: Vec<u32> = irreps.0.iter().map(|m| m.ir.l).collect();
     let sh = spherical_harmonics(&ls, &data["edge_vectors"], true, ShNormalization::Component).unwrap();
-    assert_close(&sh, &inter("spharm_edges__edge_attrs"), "edge_attrs");
+    assert_close(&sh, &inter("spharm_edges__edge_attrs"), 1e-12, "edge_attrs");
 
     let weights = &params["model.model.func.radial_basis.basis.bessel_weights"];
     let (emb, cutoff) = edge_embedding(&data["edge_lengths"], weights, r_max, p);
-    assert_close(&emb, &inter("radial_basis__edge_embedding"), "edge_embedding");
-    assert_close(&cutoff, &inter("radial_basis__edge_cutoff"), "edge_cutoff");
+    assert_close(&emb, &inter("radial_basis__edge_embedding"), 1e-12, "edge_embedding");
+    assert_close(&cutoff, &inter("radial_basis__edge_cutoff"), 1e-12, "edge_cutoff");
     // the fixture's weights are the untrained initial values: nequip's n·pi
-    assert_close(weights, &bessel_weights_init(weights.size()[0], Kind::Double), "bessel init");
+    assert_close(weights, &bessel_weights_init(weights.size()[0], Kind::Double), 1e-12, "bessel init");
 
     let num_types = meta["type_names"].as_array().unwrap().len() as i64;
-    assert_close(&one_hot(&f("atom_types"), num_types, Kind::Double), &inter("one_hot__node_attrs"), "node_attrs");
+    assert_close(&one_hot(&f("atom_types"), num_types, Kind::Double), &inter("one_hot__node_attrs"), 1e-12, "node_attrs");
 }
 
 #[test]

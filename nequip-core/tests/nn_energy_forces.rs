@@ -3,8 +3,10 @@
 //! every layer's output (frame 0), atomic energies, total energy and forces (autograd) to
 //! 1e-10 relative in float64. (The graph-module wrapping and model builders come on top.)
 
+mod nn_common;
+use nn_common::*;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use nequip_core::data::dict::with_edge_vectors;
 use nequip_core::data::AtomicDataDict;
@@ -15,24 +17,9 @@ use nequip_core::nn::radial::{edge_embedding, one_hot};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nequip").join(name)
-}
 
-fn npz(name: &str) -> BTreeMap<String, Tensor> {
-    Tensor::read_npz(fixture(name)).unwrap().into_iter().collect()
-}
 
-fn assert_close(got: &Tensor, want: &Tensor, tol: f64, what: &str) {
-    assert_eq!(got.size(), want.size(), "{what}: shape");
-    let scale = want.abs().max().double_value(&[]).max(1e-300);
-    let err = (got - want).abs().max().double_value(&[]);
-    assert!(err <= tol * scale, "{what}: max abs error {err:e} (scale {scale:e})");
-}
 
-fn path<'a>(vs: &'a VarStore, dotted: &str) -> tch::nn::Path<'a> {
-    dotted.split('.').fold(vs.root(), |p, s| p / s)
-}
 
 struct Model {
     vs: VarStore,
@@ -46,7 +33,7 @@ struct Model {
 }
 
 fn build(case: &str) -> (Model, serde_json::Value) {
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture(&format!("{case}_meta.json"))).unwrap()).unwrap();
+    let meta = meta(case);
     let c = &meta["config"];
     let ir = |k: &str| c[k].as_str().unwrap().parse::<Irreps>().unwrap();
     let act = |s: &serde_json::Value| s.as_str().unwrap().parse::<Act>().unwrap();
@@ -82,15 +69,7 @@ fn build(case: &str) -> (Model, serde_json::Value) {
     let to_scalar = Linear::new(&path(&vs, &format!("{m}.output_hidden_to_scalar.linear")), ir("conv_to_output_hidden_irreps_out"), "1x0e".parse().unwrap()).unwrap();
     let r_max = c["r_max"].as_f64().unwrap();
     let mut model = Model { vs, embed, layers, to_hidden, to_scalar, sh: sh.ls(), num_types, r_max };
-    let state = npz(&format!("{case}_params.npz"));
-    model.vs.double();
-    tch::no_grad(|| {
-        for (name, mut var) in model.vs.variables() {
-            let src = state.get(&name).unwrap_or_else(|| panic!("{name} not in nequip's state dict"));
-            assert_eq!(var.size(), src.size(), "{name}");
-            var.copy_(src);
-        }
-    });
+    load(&mut model.vs, &npz(&format!("{case}_params.npz")));
     (model, meta)
 }
 

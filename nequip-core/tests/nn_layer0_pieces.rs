@@ -8,8 +8,10 @@
 //! (`ConvNetLayer.equivariant_nonlin`: scalars 8x0e, gates 2 x 8x0e, gated 8x2e + 8x1o in
 //! `feature_irreps_hidden` order, whose sorted input irreps are the convolution's output).
 
+mod nn_common;
+use nn_common::*;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use nequip_core::data::dict::with_edge_vectors;
 use nequip_core::data::AtomicDataDict;
@@ -19,37 +21,10 @@ use nequip_core::nn::radial::{edge_embedding, one_hot};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nequip").join(name)
-}
 
-fn npz(name: &str) -> BTreeMap<String, Tensor> {
-    Tensor::read_npz(fixture(name)).unwrap().into_iter().collect()
-}
 
-fn assert_close(got: &Tensor, want: &Tensor, what: &str) {
-    assert_eq!(got.size(), want.size(), "{what}: shape");
-    let scale = want.abs().max().double_value(&[]).max(1e-300);
-    let err = (got - want).abs().max().double_value(&[]);
-    assert!(err <= 1e-12 * scale, "{what}: max abs error {err:e} (scale {scale:e})");
-}
 
-/// `a.b.c` → the tch path `a / b / c` (tch joins with dots, as PyTorch names parameters).
-fn path<'a>(vs: &'a VarStore, dotted: &str) -> tch::nn::Path<'a> {
-    dotted.split('.').fold(vs.root(), |p, s| p / s)
-}
 
-/// Copy every variable of `vs` from the state dict, by name; every variable must be found.
-fn load(vs: &mut VarStore, state: &BTreeMap<String, Tensor>) {
-    vs.double();
-    tch::no_grad(|| {
-        for (name, mut var) in vs.variables() {
-            let src = state.get(&name).unwrap_or_else(|| panic!("{name} not in the state dict"));
-            assert_eq!(var.size(), src.size(), "{name}");
-            var.copy_(src);
-        }
-    });
-}
 
 #[test]
 fn first_interaction_block_pieces_match_nequip() {
@@ -72,9 +47,9 @@ fn first_interaction_block_pieces_match_nequip() {
 
     let node_attrs = one_hot(&f("atom_types"), 3, Kind::Double);
     let h = embed.forward(&node_attrs);
-    assert_close(&h, &inter("chemical_embedding__node_features"), "chemical_embedding");
+    assert_close(&h, &inter("chemical_embedding__node_features"), 1e-12, "chemical_embedding");
     let h1 = linear_1.forward(&h);
-    assert_close(&h1, &inter("layer0_convnet.conv.linear_1__out"), "linear_1");
+    assert_close(&h1, &inter("layer0_convnet.conv.linear_1__out"), 1e-12, "linear_1");
 
     let mut data: AtomicDataDict = BTreeMap::new();
     data.insert("pos".into(), f("pos"));
@@ -83,28 +58,28 @@ fn first_interaction_block_pieces_match_nequip() {
     let weights = &state[&format!("{m}.radial_basis.basis.bessel_weights")];
     let (emb, _) = edge_embedding(&data["edge_lengths"], weights, 4.0, 6.0);
     let w = fc.forward(&emb);
-    assert_close(&w, &inter("layer0_convnet.conv.fc__out"), "fc (radial MLP)");
+    assert_close(&w, &inter("layer0_convnet.conv.fc__out"), 1e-12, "fc (radial MLP)");
 
     let sh = spherical_harmonics(&[0, 1, 2], &data["edge_vectors"], true, ShNormalization::Component).unwrap();
     let neighbours = h1.index_select(0, &data["edge_index"].get(1));
     let msg = tp.forward_with(&neighbours, &sh, Some(&w));
-    assert_close(&msg, &inter("layer0_convnet.conv.tp__out"), "tp (per-edge messages)");
+    assert_close(&msg, &inter("layer0_convnet.conv.tp__out"), 1e-12, "tp (per-edge messages)");
 
     // scatter-sum of the messages on their centres, / sqrt(avg_num_neighbors = 10.5)
     let n = h1.size()[0];
     let summed = Tensor::zeros([n, msg.size()[1]], (Kind::Double, Device::Cpu)).index_add(0, &data["edge_index"].get(0), &msg) / 10.5f64.sqrt();
     let out2 = linear_2.forward(&summed);
-    assert_close(&out2, &inter("layer0_convnet.conv.linear_2__out"), "linear_2");
+    assert_close(&out2, &inter("layer0_convnet.conv.linear_2__out"), 1e-12, "linear_2");
     let self_connection = sc.forward(&h, &node_attrs);
-    assert_close(&self_connection, &inter("layer0_convnet.conv.sc__out"), "sc (self-connection)");
-    assert_close(&(out2 + self_connection), &inter("layer0_convnet.conv__node_features"), "conv output");
+    assert_close(&self_connection, &inter("layer0_convnet.conv.sc__out"), 1e-12, "sc (self-connection)");
+    assert_close(&(out2 + self_connection), &inter("layer0_convnet.conv__node_features"), 1e-12, "conv output");
 
     let gate = Gate::new(ir("8x0e"), vec![Some(Act::Silu)], ir("8x0e+8x0e"), vec![Some(Act::Silu), Some(Act::Silu)], ir("8x2e+8x1o")).unwrap();
     assert_eq!(gate.irreps_in.simplify(), ir("24x0e+8x1o+8x2e"));
     let conv_out = inter("layer0_convnet.conv__node_features");
     let gated = gate.forward(&conv_out);
-    assert_close(&gated, &inter("layer0_convnet.equivariant_nonlin__out"), "gate");
+    assert_close(&gated, &inter("layer0_convnet.equivariant_nonlin__out"), 1e-12, "gate");
     // resnet is off (irreps change), so the gate's output is the layer's output
-    assert_close(&gated, &inter("layer0_convnet__node_features"), "layer 0 output");
+    assert_close(&gated, &inter("layer0_convnet__node_features"), 1e-12, "layer 0 output");
     assert_eq!(gate.irreps_out.to_string(), "8x0e+8x2e+8x1o");
 }
