@@ -25,6 +25,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("metric", "Metric"),
     ("optimizer", "Optimizer"),
     ("lr_scheduler", "LrScheduler"),
+    ("radial_function", "RadialFunction"),
 ];
 
 /// Map a kind identifier (`nn_module`) to its `Kind` variant name, or a spanned error.

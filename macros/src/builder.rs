@@ -130,6 +130,7 @@ fn model_builder_fn(f: &syn::ItemFn, krate: &TokenStream) -> syn::Result<(TokenS
     let mut bindings = Vec::new();
     let mut params = Vec::new();
     let mut auto: Option<syn::Type> = None;
+    let mut dataset_required = false;
     for input in &f.sig.inputs {
         let FnArg::Typed(pt) = input else { continue };
         let Pat::Ident(pi) = &*pt.pat else {
@@ -150,7 +151,11 @@ fn model_builder_fn(f: &syn::ItemFn, krate: &TokenStream) -> syn::Result<(TokenS
                     }
                     "initialize" => quote!(__ctx.initialize),
                     "deploy" => quote!(__ctx.deploy),
-                    "dataset" => quote!(__ctx.dataset()),
+                    "dataset" if is_option(ty) => quote!(__ctx.dataset()),
+                    "dataset" => {
+                        dataset_required = true;
+                        quote!(__ctx.dataset().ok_or_else(|| #krate::registry::BuildError::Invalid { builder: __ctx.builder.into(), message: "requires the training dataset (nequip: initialize with a dataset)".into() })?)
+                    }
                     "model" => quote!(__ctx.take_model()?),
                     _ => quote!(__ctx.take_graph_model()?),
                 };
@@ -184,8 +189,14 @@ fn model_builder_fn(f: &syn::ItemFn, krate: &TokenStream) -> syn::Result<(TokenS
         }
         static __NEQUIP_FACTORY: #krate::registry::ModelBuilderFactory = #krate::registry::ModelBuilderFactory {
             params: &[#(#params),*],
+            dataset_required: #dataset_required,
             call: __nequip_call,
         };
     };
     Ok((keys, prefix, quote!(&__NEQUIP_FACTORY), extra))
+}
+
+/// Whether a type is written `Option<...>` (an optional injected parameter).
+fn is_option(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Option"))
 }

@@ -6,12 +6,14 @@
 //! | [`registry`] | the registry of builders filled by `#[builder]` | `nequip/model/_build.py` name lookup, `instantiate_from_cls_name` |
 //! | [`e3nn`] | irreps, spherical harmonics, tensor products, ... | `e3nn/o3`, `e3nn/nn`, `e3nn/math` |
 //! | [`data`] | atomic data, neighbor lists, datasets, statistics | `nequip/data/` |
-//! | [`nn`] | NequIP's network building blocks | `nequip/nn/` |
+//! | [`nn`] | NequIP's network building blocks, graph modules, `GraphModel` | `nequip/nn/` |
+//! | [`model`] | `model_from_config`: running `model_builders` | `nequip/model/_build.py` |
 //! | [`io`] | reading torch checkpoints (zip + pickle) | `torch.save` format |
 
 pub mod data;
 pub mod e3nn;
 pub mod io;
+pub mod model;
 pub mod nn;
 pub mod check;
 pub mod config;

@@ -4,6 +4,7 @@
 //! | module | registers | mirrors |
 //! |---|---|---|
 //! | [`model`] | model builders (`SimpleIrrepsConfig`, ...) | `nequip/model/` |
+//! | [`nn`] | graph modules (`OneHotAtomEncoding`, `AtomwiseLinear`, `ConvNetLayer`, ...) and radial functions | `nequip/nn/` |
 //! | [`data`] | datasets (`NpzDataset`/`npz`, `ASEDataset`/`ase`) | `nequip/data/dataset.py` |
 //! | [`losses`] | element-wise losses (`MSELoss`, `L1Loss`, `HuberLoss`, ...) | `torch.nn` losses used by `nequip/train/_loss.py` |
 //! | [`cli`] | the `nequip` command | `nequip/scripts/` |
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod data;
 pub mod losses;
 pub mod model;
+pub mod nn;
 
 /// Anchor: calling this guarantees the linker keeps this crate and all its registrations.
 #[inline(never)]
@@ -28,6 +30,25 @@ pub const BUILTINS: &[(nequip_core::registry::Kind, &str)] = {
     use nequip_core::registry::Kind::*;
     &[
         (ModelBuilder, "SimpleIrrepsConfig"),
+        (ModelBuilder, "EnergyModel"),
+        (ModelBuilder, "PerSpeciesRescale"),
+        (ModelBuilder, "RescaleEnergyEtc"),
+        (ModelBuilder, "ForceOutput"),
+        (ModelBuilder, "PartialForceOutput"),
+        (ModelBuilder, "StressForceOutput"),
+        (ModelBuilder, "initialize_from_state"),
+        (ModelBuilder, "load_model_state"),
+        (NnModule, "OneHotAtomEncoding"),
+        (NnModule, "SphericalHarmonicEdgeAttrs"),
+        (NnModule, "RadialBasisEdgeEncoding"),
+        (NnModule, "AddRadialCutoffToData"),
+        (NnModule, "AtomwiseLinear"),
+        (NnModule, "AtomwiseReduce"),
+        (NnModule, "PerSpeciesScaleShift"),
+        (NnModule, "InteractionBlock"),
+        (NnModule, "ConvNetLayer"),
+        (RadialFunction, "BesselBasis"),
+        (RadialFunction, "PolynomialCutoff"),
         (Dataset, "ASEDataset"),
         (Dataset, "NpzDataset"),
         (Loss, "MSELoss"),

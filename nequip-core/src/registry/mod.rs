@@ -18,7 +18,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-pub use model_builder::{BuildContext, BuildError, Inject, IntoBuildOutput, ModelBuilderFactory};
+pub use model_builder::{BuildContext, BuildError, Inject, IntoBuildOutput, ModelBuilderFactory, TrainingSet};
 
 use crate::config::KeySpec;
 
@@ -33,10 +33,12 @@ pub enum Kind {
     Metric,
     Optimizer,
     LrScheduler,
+    /// Radial bases and cutoffs (`BesselBasis`, `PolynomialCutoff`): the nested `basis` / `cutoff` of `RadialBasisEdgeEncoding`.
+    RadialFunction,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [Kind::ModelBuilder, Kind::Dataset, Kind::NnModule, Kind::Loss, Kind::Metric, Kind::Optimizer, Kind::LrScheduler];
+    pub const ALL: [Kind; 8] = [Kind::ModelBuilder, Kind::Dataset, Kind::NnModule, Kind::Loss, Kind::Metric, Kind::Optimizer, Kind::LrScheduler, Kind::RadialFunction];
 
     /// The name used in `#[builder(kind = ...)]` and `nequip list KIND`.
     pub fn as_str(self) -> &'static str {
@@ -48,6 +50,7 @@ impl Kind {
             Kind::Metric => "metric",
             Kind::Optimizer => "optimizer",
             Kind::LrScheduler => "lr_scheduler",
+            Kind::RadialFunction => "radial_function",
         }
     }
 
@@ -61,6 +64,7 @@ impl Kind {
             Kind::Metric => "metrics",
             Kind::Optimizer => "optimizers",
             Kind::LrScheduler => "lr schedulers",
+            Kind::RadialFunction => "radial functions",
         }
     }
 
@@ -131,6 +135,7 @@ pub mod kind {
     pub struct Metric;
     pub struct Optimizer;
     pub struct LrScheduler;
+    pub struct RadialFunction;
 }
 
 /// A kind and the type of its factories. Each subsystem implements this for its kind.

@@ -3,6 +3,9 @@
 //! `nequip/model/_build.py::model_from_config` does.
 
 use crate::config::{AutoInit, Config, Request, ResolveError};
+use crate::data::InMemoryDataset;
+use crate::nn::graph::{GraphModule, ModelError};
+use crate::nn::graph_model::GraphModel;
 
 /// An injected parameter of a model builder (in declaration order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -41,6 +44,8 @@ impl Inject {
 /// The factory of a model builder: its injected parameters and a type-erased call.
 pub struct ModelBuilderFactory {
     pub params: &'static [Inject],
+    /// `dataset` is taken without `Option` (nequip: no default): initializing without a dataset is an error.
+    pub dataset_required: bool,
     pub call: fn(&mut BuildContext<'_>) -> Result<(), BuildError>,
 }
 
@@ -50,6 +55,14 @@ impl ModelBuilderFactory {
     }
 }
 
+/// The training set a builder may use for statistics (nequip's `dataset` argument: the
+/// training subset). `indices` = the training frames (`None`: all frames).
+#[derive(Clone, Copy)]
+pub struct TrainingSet<'a> {
+    pub dataset: &'a InMemoryDataset,
+    pub indices: Option<&'a [usize]>,
+}
+
 /// What a model builder call sees.
 pub struct BuildContext<'a> {
     pub config: &'a mut Config,
@@ -57,11 +70,16 @@ pub struct BuildContext<'a> {
     pub builder: &'static str,
     pub initialize: bool,
     pub deploy: bool,
+    pub dataset: Option<TrainingSet<'a>>,
+    /// The model returned by the previous builders (model phase).
+    pub model: Option<Box<dyn GraphModule>>,
+    /// The wrapped model (graph_model phase).
+    pub graph_model: Option<GraphModel>,
 }
 
 impl<'a> BuildContext<'a> {
     pub fn new(config: &'a mut Config, builder: &'static str, initialize: bool, deploy: bool) -> Self {
-        BuildContext { config, builder, initialize, deploy }
+        BuildContext { config, builder, initialize, deploy, dataset: None, model: None, graph_model: None }
     }
 
     /// Resolve a builder's `AutoInit` parameter struct from the config. A model builder is a
@@ -72,6 +90,21 @@ impl<'a> BuildContext<'a> {
         let r = crate::config::resolve(&req)?;
         Ok(r.into_typed()?)
     }
+
+    /// The injected `dataset` (nequip: `None` when not initializing or not given).
+    pub fn dataset(&self) -> Option<TrainingSet<'a>> {
+        self.dataset
+    }
+
+    /// The injected `model`: the previous builder's output.
+    pub fn take_model(&mut self) -> Result<Box<dyn GraphModule>, BuildError> {
+        self.model.take().ok_or_else(|| BuildError::Invalid { builder: self.builder.into(), message: "takes `model`, but no earlier builder returned one (a base builder such as EnergyModel must come first)".into() })
+    }
+
+    /// The injected `graph_model`.
+    pub fn take_graph_model(&mut self) -> Result<GraphModel, BuildError> {
+        self.graph_model.take().ok_or_else(|| BuildError::Invalid { builder: self.builder.into(), message: "takes `graph_model`, but there is no model yet".into() })
+    }
 }
 
 /// Errors raised by model builders.
@@ -79,6 +112,12 @@ impl<'a> BuildContext<'a> {
 pub enum BuildError {
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    StateDict(#[from] crate::nn::graph_model::StateDictError),
     #[error("{builder}: {message}")]
     Invalid { builder: String, message: String },
 }
@@ -91,6 +130,22 @@ pub trait IntoBuildOutput {
 /// A config-only builder (like `SimpleIrrepsConfig`).
 impl IntoBuildOutput for () {
     fn into_build_output(self, _: &mut BuildContext<'_>) -> Result<(), BuildError> {
+        Ok(())
+    }
+}
+
+/// A model (the model phase): the next builder receives it as `model`.
+impl IntoBuildOutput for Box<dyn GraphModule> {
+    fn into_build_output(self, ctx: &mut BuildContext<'_>) -> Result<(), BuildError> {
+        ctx.model = Some(self);
+        Ok(())
+    }
+}
+
+/// The wrapped model (the graph_model phase).
+impl IntoBuildOutput for GraphModel {
+    fn into_build_output(self, ctx: &mut BuildContext<'_>) -> Result<(), BuildError> {
+        ctx.graph_model = Some(self);
         Ok(())
     }
 }
