@@ -110,7 +110,7 @@ fn type_errors_and_unknown_names() {
     let err = text(&o).1;
     let file = f.display();
     assert!(err.contains(&format!("error: {file}:2:1: Trainer: key `max_epochs` (for `max_epochs`): invalid type: string \"ten\", expected i64 (value: \"ten\")")), "{err}");
-    assert!(err.contains(&format!("error: {file}:1:1: model_builders: unknown model_builder `SimpleIrrepsConfg` (did you mean `SimpleIrrepsConfig`?); registered model builders: SimpleIrrepsConfig")), "{err}");
+    assert!(err.contains(&format!("error: {file}:1:1: model_builders: unknown model_builder `SimpleIrrepsConfg` (did you mean `SimpleIrrepsConfig`?); registered model builders: EnergyModel, ")), "{err}");
     assert!(err.contains("loss_coeffs `forces`: unknown loss `HubberLoss` (did you mean `HuberLoss`?)"), "{err}");
     assert!(err.contains("loss_coeffs `stress`: HuberLoss has no parameter `delat` (did you mean `delta`?)"), "{err}");
     assert!(err.contains("3 error(s)") || err.contains("4 error(s)"), "{err}");

@@ -84,3 +84,44 @@ fn frame0_intermediates_equal_nequip() {
     }
     assert!(checked >= 12, "compared {checked} intermediate fields");
 }
+
+/// A model from YAML text in nequip's format, built without initializing (placeholders).
+fn build_yaml(text: &str) -> nequip_core::nn::GraphModel {
+    nequip_plugins::link();
+    let mut c = nequip_core::config::Config::from_yaml_str(text, "test.yaml").unwrap();
+    c.set("device", "cpu".into(), nequip_core::config::Source::Cli("device".into()));
+    nequip_core::model::model_from_config(&mut c, Default::default()).unwrap()
+}
+
+#[test]
+fn parameter_counts_of_nequips_minimal_and_example_configs() {
+    // the model keys of nequip 0.6.2's configs/minimal.yaml and configs/example.yaml
+    let minimal = "r_max: 4.0\nl_max: 2\nparity: true\nnum_features: 16\nnum_basis: 8\nchemical_symbols: [H, O, C]\navg_num_neighbors: 12.0\n";
+    assert_eq!(build_yaml(minimal).num_trainable(), 41_216);
+    let example = "r_max: 4.0\nnum_layers: 4\nl_max: 2\nparity: true\nnum_features: 32\nnonlinearity_type: gate\nnonlinearity_scalars: {e: silu, o: tanh}\nnonlinearity_gates: {e: silu, o: tanh}\nnum_basis: 8\nBesselBasis_trainable: true\nPolynomialCutoff_p: 6\ninvariant_layers: 2\ninvariant_neurons: 64\navg_num_neighbors: 10.0\nuse_sc: true\nchemical_symbols: [H, C]\n";
+    assert_eq!(build_yaml(example).num_trainable(), 363_096);
+    // l_max 1, 16 features, 2 layers, one species (the reference's minimal_toy_emt-like size)
+    let toy = "r_max: 4.0\nl_max: 1\nparity: true\nnum_features: 16\nnum_layers: 2\nchemical_symbols: [Cu]\navg_num_neighbors: 18.0\n";
+    assert_eq!(build_yaml(toy).num_trainable(), 6_560);
+}
+
+#[test]
+fn builder_order_mistakes_say_which_comes_first() {
+    nequip_plugins::link();
+    let base = "r_max: 4.0\nl_max: 1\nparity: true\nnum_features: 4\nchemical_symbols: [H]\navg_num_neighbors: 5.0\n";
+    let err = |builders: &str| {
+        let mut c = nequip_core::config::Config::from_yaml_str(&format!("{base}model_builders: {builders}\n"), "t.yaml").unwrap();
+        c.set("device", "cpu".into(), nequip_core::config::Source::Cli("device".into()));
+        nequip_core::model::model_from_config(&mut c, Default::default()).unwrap_err().to_string()
+    };
+    let e = err("[ForceOutput, EnergyModel]");
+    assert!(e.contains("ForceOutput takes the model") && e.contains("cannot come first"), "{e}");
+    let e = err("[SimpleIrrepsConfig, EnergyModel, ForceOutput, PerSpeciesRescale]");
+    assert!(e.contains("put PerSpeciesRescale before ForceOutput"), "{e}");
+    let e = err("[SimpleIrrepsConfig, EnergyModel, StressForceOutput, ForceOutput]");
+    assert!(e.contains("already has forces"), "{e}");
+    let e = err("[SimpleIrrepsConfig, EnergyModel, load_model_state, ForceOutput]");
+    assert!(e.contains("ForceOutput takes `model`, so it must come before load_model_state"), "{e}");
+    let e = err("[SimpleIrrepsConfig, EnergyModl]");
+    assert!(e.contains("did you mean `EnergyModel`"), "{e}");
+}
