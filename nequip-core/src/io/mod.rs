@@ -1,4 +1,7 @@
-//! Reading files written by Python nequip / torch: `torch.save` checkpoints (zip + pickle).
+//! Files: `torch.save` checkpoints written by Python nequip (zip + pickle), nequip run
+//! directories (`nequip import`), and the nequip-rs model file (safetensors + config).
 
 pub mod checkpoint;
 pub mod pickle;
+pub mod model_file;
+pub mod nequip_run;

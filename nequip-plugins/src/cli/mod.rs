@@ -3,6 +3,7 @@
 
 mod config_cmd;
 mod data_cmd;
+mod import_cmd;
 mod list;
 
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ pub enum Command {
     /// Look at a dataset before training.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
+    /// Import a nequip 0.6 run directory (config.yaml + best_model.pth) as a nequip-rs model file.
+    Import(import_cmd::ImportArgs),
 }
 
 /// Parse the process arguments, run, print errors; the exit code is 0 only on success.
@@ -60,5 +63,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(a) => list::run(a),
         Command::Config(c) => config_cmd::run(c),
         Command::Data(c) => data_cmd::run(c),
+        Command::Import(a) => import_cmd::run(a),
     }
 }
