@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | [`model`] | model builders (`SimpleIrrepsConfig`, ...) | `nequip/model/` |
 //! | [`nn`] | graph modules (`OneHotAtomEncoding`, `AtomwiseLinear`, `ConvNetLayer`, ...) and radial functions | `nequip/nn/` |
+//! | [`optim`] | optimizers (`Adam`, `AdamW`, `SGD`, `RMSprop`) and schedulers (`ReduceLROnPlateau`, `CosineAnnealingWarmRestarts`) | `torch.optim` |
 //! | [`data`] | datasets (`NpzDataset`/`npz`, `ASEDataset`/`ase`) | `nequip/data/dataset.py` |
 //! | [`losses`] | element-wise losses (`MSELoss`, `L1Loss`, `HuberLoss`, ...) | `torch.nn` losses used by `nequip/train/_loss.py` |
 //! | [`cli`] | the `nequip` command | `nequip/scripts/` |
@@ -18,6 +19,7 @@ pub mod data;
 pub mod losses;
 pub mod model;
 pub mod nn;
+pub mod optim;
 
 /// Anchor: calling this guarantees the linker keeps this crate and all its registrations.
 #[inline(never)]
@@ -49,8 +51,19 @@ pub const BUILTINS: &[(nequip_core::registry::Kind, &str)] = {
         (NnModule, "ConvNetLayer"),
         (RadialFunction, "BesselBasis"),
         (RadialFunction, "PolynomialCutoff"),
+        (ModelBuilder, "PairPotentialTerm"),
+        (ModelBuilder, "PairPotential"),
+        (NnModule, "SimpleLennardJones"),
+        (NnModule, "LennardJones"),
+        (NnModule, "ZBL"),
         (Dataset, "ASEDataset"),
         (Dataset, "NpzDataset"),
+        (Optimizer, "Adam"),
+        (Optimizer, "AdamW"),
+        (Optimizer, "SGD"),
+        (Optimizer, "RMSprop"),
+        (LrScheduler, "ReduceLROnPlateau"),
+        (LrScheduler, "CosineAnnealingWarmRestarts"),
         (Loss, "MSELoss"),
         (Loss, "L1Loss"),
         (Loss, "HuberLoss"),

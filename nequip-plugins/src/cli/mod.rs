@@ -5,6 +5,7 @@ mod config_cmd;
 mod data_cmd;
 mod import_cmd;
 mod list;
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,8 @@ pub enum Command {
     /// Look at a dataset before training.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
+    /// Train a model from a nequip config (fresh, or continued with `append: true`).
+    Train(train_cmd::TrainArgs),
     /// Import a nequip 0.6 run directory (config.yaml + best_model.pth) as a nequip-rs model file.
     Import(import_cmd::ImportArgs),
 }
@@ -64,5 +67,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(c) => config_cmd::run(c),
         Command::Data(c) => data_cmd::run(c),
         Command::Import(a) => import_cmd::run(a),
+        Command::Train(a) => train_cmd::run(a),
     }
 }

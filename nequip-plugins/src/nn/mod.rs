@@ -7,10 +7,12 @@
 //! | [`embedding`] | `OneHotAtomEncoding`, `SphericalHarmonicEdgeAttrs`, `RadialBasisEdgeEncoding`, `AddRadialCutoffToData`, `BesselBasis`, `PolynomialCutoff` | `nequip/nn/embedding/`, `radial_basis.py`, `cutoffs.py` |
 //! | [`atomwise`] | `AtomwiseLinear`, `AtomwiseReduce`, `PerSpeciesScaleShift` | `nequip/nn/_atomwise.py` |
 //! | [`convnet`] | `ConvNetLayer`, `InteractionBlock` | `nequip/nn/_convnetlayer.py`, `_interaction_block.py` |
+//! | [`pair`] | `SimpleLennardJones`, `LennardJones`, `ZBL` | `nequip/nn/pair_potential.py` |
 
 pub mod atomwise;
 pub mod convnet;
 pub mod embedding;
+pub mod pair;
 
 use nequip_core::e3nn::Irreps;
 use nequip_core::nn::ModelError;

@@ -1,0 +1,315 @@
+//! Setting up a training run from a config: port of `nequip/scripts/train.py::{fresh_start,
+//! restart}` and `Trainer.__init__` / `Trainer.from_dict` (nequip 0.6.2). A run directory with
+//! `trainer_state.safetensors` is an existing run: `append: true` continues it exactly (same
+//! weights, optimizer, EMA, scheduler, early stopping, split and shuffles), and only
+//! `max_epochs` and `early_stopping*` may differ from the saved config; without `append` it
+//! is an error. Also: saving the trainer state and the model files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tch::Tensor;
+
+use super::early_stopping::EarlyStopping;
+use super::ema::Ema;
+use super::loss_fn::{Loss, TrainLossError};
+use super::metrics::{Metrics, MetricsError};
+use super::optim::{optimizer_from_config, scheduler_from_config, OptimError};
+use super::options::{GlobalOptions, TrainerOptions};
+use super::run_dir::{load_state, save_state, Csv, Log};
+use super::trainer::{ProgressState, Trainer};
+use crate::config::{yaml, Args, AutoInit, Config, ConfigError, Request, ResolveError, Source, UnusedKey, Value};
+use crate::data::split::{Count, Loader, SplitMode, SplitOptions};
+use crate::data::{dataset_plan, DataError, DatasetConfigError};
+use crate::io::model_file::{self, ModelFileError};
+use crate::model::{model_from_config, BuildOptions, ModelBuildError};
+use crate::nn::{GraphModule, ModelError};
+use crate::registry::TrainingSet;
+
+pub const STATE_FILE: &str = "trainer_state.safetensors";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Dataset(#[from] DatasetConfigError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Build(#[from] ModelBuildError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Loss(#[from] TrainLossError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Optim(#[from] OptimError),
+    #[error(transparent)]
+    ModelFile(#[from] ModelFileError),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the loss is {value} (not finite) in epoch {epoch}")]
+    NonFinite { epoch: i64, value: f64 },
+    #[error("the {} loss is {value} (not finite) in epoch {epoch}, batch {batch}; training stopped, the last good checkpoint is kept", if *validation { "validation" } else { "training" })]
+    NonFiniteBatch { epoch: i64, batch: usize, validation: bool, value: f64 },
+    #[error("metrics_key `{key}` is not a reported metric; available: {}", available.join(", "))]
+    UnknownMetric { key: String, available: Vec<String> },
+    #[error("{} holds a previous run (trainer_state.safetensors); set `append: true` to continue it, or choose another run_name", dir.display())]
+    ExistingRun { dir: PathBuf },
+    #[error("append: only max_epochs and early_stopping* may change when continuing a run, but these differ from {}: {}", dir.display(), keys.join(", "))]
+    ChangedKeys { dir: PathBuf, keys: Vec<String> },
+    #[error("the previous run in {} has stopped ({reason}); raise max_epochs to continue it", dir.display())]
+    Stopped { dir: PathBuf, reason: String },
+    #[error("unused keys (typos?): {}", keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", "))]
+    Unused { keys: Vec<UnusedKey> },
+    #[error("trainer state: {0}")]
+    State(String),
+}
+
+impl TrainError {
+    pub fn io(path: &Path, e: std::io::Error) -> Self {
+        TrainError::Io { path: path.into(), source: e }
+    }
+}
+
+fn count(name: &str, v: Option<Value>) -> Result<Count, TrainError> {
+    let v = v.ok_or_else(|| TrainError::Invalid(format!("`{name}` is required (a number of frames or a percentage like \"80%\")")))?;
+    yaml::from_value(v.clone()).map_err(|e| TrainError::Invalid(format!("`{name}`: expected a count or a percentage, found {} ({e})", yaml::render(&v))))
+}
+
+/// Options of [`trainer_from_config`] given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct SetupOptions {
+    /// Echo the log to stdout.
+    pub echo: bool,
+    /// Unused keys are warnings (also the config's `warn_unused`).
+    pub warn_unused: bool,
+}
+
+/// A fresh or continued trainer for `config` (see the module docs).
+pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Trainer, TrainError> {
+    let g: GlobalOptions = crate::config::resolve::resolve_typed(&Request::new("global options", "GlobalOptions", GlobalOptions::KEYS).all(Args::Config(&config)))?.0;
+    let run_name = g.run_name.clone().ok_or_else(|| TrainError::Invalid("`run_name` is required for training".into()))?;
+    let run_dir = Path::new(&g.root).join(&run_name);
+    let state_path = run_dir.join(STATE_FILE);
+    let restart = state_path.is_file();
+    if restart && !g.append {
+        return Err(TrainError::ExistingRun { dir: run_dir });
+    }
+    let mut saved: Option<(BTreeMap<String, Tensor>, serde_json::Value)> = None;
+    if restart {
+        let old = Config::load(&run_dir.join("config.yaml"))?;
+        let changed: Vec<String> = config
+            .entries()
+            .filter(|(_, e)| matches!(e.source, Source::File { .. }))
+            .filter(|(k, _)| *k != "max_epochs" && !k.starts_with("early_stop"))
+            .filter(|(k, e)| old.get(k).is_some_and(|v| v != &e.value && std::mem::discriminant(v) == std::mem::discriminant(&e.value)))
+            .map(|(k, _)| k.to_string())
+            .collect();
+        if !changed.is_empty() {
+            return Err(TrainError::ChangedKeys { dir: run_dir, keys: changed });
+        }
+        let keep: Vec<(String, Value)> = config.entries().filter(|(k, _)| *k == "max_epochs" || k.starts_with("early_stop")).map(|(k, e)| (k.to_string(), e.value.clone())).collect();
+        config = old;
+        for (k, v) in keep {
+            config.set(&k, v, Source::Cli("append".into()));
+        }
+        saved = Some(load_state(&state_path).map_err(TrainError::State)?);
+    } else if run_dir.exists() {
+        // nequip 0.6.1+: a run directory without trainer state is an aborted start; start over
+        std::fs::remove_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
+    }
+    std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
+    if restart {
+        // the saved config holds every key written out: consume the global ones again
+        let _: GlobalOptions = crate::config::resolve::resolve_typed(&Request::new("global options", "GlobalOptions", GlobalOptions::KEYS).all(Args::Config(&config)))?.0;
+    }
+
+    let t: TrainerOptions = crate::config::resolve::resolve_typed(&Request::new("Trainer", "Trainer", TrainerOptions::KEYS).all(Args::Config(&config)))?.0;
+    let seed = t.seed.ok_or_else(|| TrainError::Invalid("`seed` is required for training".into()))?;
+    let (_, _, device) = crate::model::dtype::dtypes(&config)?;
+    let dataset = dataset_plan(&mut config, "dataset")?.ok_or_else(|| TrainError::Invalid("`dataset` is required for training".into()))?.load()?;
+    let val_dataset = match dataset_plan(&mut config, "validation_dataset")? {
+        Some(p) => Some(p.load()?),
+        None => None,
+    };
+    let mut so = SplitOptions::new(count("n_train", t.n_train.clone())?, count("n_val", t.n_val.clone())?);
+    so.dataset_seed = u64::try_from(t.dataset_seed.unwrap_or(seed)).map_err(|_| TrainError::Invalid("`dataset_seed` must be non-negative".into()))?;
+    so.train_val_split = match t.train_val_split.as_str() {
+        "random" => SplitMode::Random,
+        "sequential" => SplitMode::Sequential,
+        other => return Err(TrainError::Invalid(format!("`train_val_split` must be random or sequential, got {other:?}"))),
+    };
+    let positive = |k: &str, v: i64| usize::try_from(v).ok().filter(|&n| n > 0).ok_or_else(|| TrainError::Invalid(format!("`{k}` must be a positive integer, got {v}")));
+    so.batch_size = positive("batch_size", t.batch_size)?;
+    so.validation_batch_size = positive("validation_batch_size", t.validation_batch_size)?;
+    so.shuffle = t.shuffle;
+    so.n_train_per_epoch = t.n_train_per_epoch.map(|n| positive("n_train_per_epoch", n)).transpose()?;
+    let mut loader = Loader::new(&so, dataset.len(), val_dataset.as_ref().map(|d| d.len()))?;
+    let idcs = |v: &Option<Vec<i64>>| v.as_ref().map(|v| v.iter().map(|&i| i as usize).collect::<Vec<usize>>());
+    if let (Some(tr), Some(va)) = (idcs(&t.train_idcs), idcs(&t.val_idcs)) {
+        loader.train_idcs = tr;
+        loader.val_idcs = va;
+    }
+    if let Some((_, json)) = &saved {
+        let get = |k: &str| json[k].as_array().map(|a| a.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect::<Vec<_>>());
+        if let (Some(tr), Some(va)) = (get("train_idcs"), get("val_idcs")) {
+            loader.train_idcs = tr;
+            loader.val_idcs = va;
+        }
+    }
+
+    tch::manual_seed(seed);
+    let ts = TrainingSet { dataset: &dataset, indices: Some(&loader.train_idcs) };
+    let model = model_from_config(&mut config, BuildOptions { initialize: !restart, deploy: false, dataset: Some(ts) })?;
+    let loss = Loss::from_coeffs(&t.loss_coeffs)?;
+    for k in loss.keys() {
+        if !model.irreps_out().contains_key(k) {
+            return Err(TrainError::Invalid(format!("loss_coeffs: the model does not output `{k}` (outputs: {})", model.irreps_out().keys().cloned().collect::<Vec<_>>().join(", "))));
+        }
+    }
+    let train_metrics = Metrics::new(t.metrics_components.as_ref(), &loss)?;
+    let val_metrics = Metrics::new(t.metrics_components.as_ref(), &loss)?;
+    let optimizer = optimizer_from_config(&config, &t.optimizer_name, t.learning_rate)?;
+    let scheduler = scheduler_from_config(&config, &t.lr_scheduler_name, t.learning_rate)?;
+    let params = model.parameters();
+    let ema = t.use_ema.then(|| Ema::new(&params, t.ema_decay, t.ema_use_num_updates));
+    let early_stopping = EarlyStopping::from_config(&config).map_err(TrainError::Invalid)?;
+    let max_gradient_norm = match &t.max_gradient_norm {
+        None | Some(Value::Null) => f64::INFINITY,
+        Some(v) => v.as_f64().ok_or_else(|| TrainError::Invalid(format!("`max_gradient_norm` must be a number, got {}", yaml::render(v))))?,
+    };
+    // written by the builders, read by nobody (nequip keeps them for the record)
+    for k in ["log", "equivariance_test", "var_num_neighbors", "var_num_atoms"] {
+        let _ = config.take(k, "train");
+    }
+    let known = crate::registry::known_key_names();
+    let unused = config.unused_keys(known.iter().map(String::as_str));
+    if !unused.is_empty() && !(o.warn_unused || g.warn_unused) {
+        return Err(TrainError::Unused { keys: unused });
+    }
+    let type_names: Vec<String> = dataset.type_mapper.type_names.clone();
+    let keep = restart;
+    let mut tr = Trainer {
+        log: Log::open(run_dir.join("log"), keep, o.echo),
+        csv_epoch: Csv::open(run_dir.join("metrics_epoch.csv"), keep),
+        csv_train: Csv::open(run_dir.join("metrics_batch_train.csv"), keep),
+        csv_val: Csv::open(run_dir.join("metrics_batch_val.csv"), keep),
+        csv_init: Csv::open(run_dir.join("metrics_initialization.csv"), keep),
+        config,
+        model,
+        run_dir: run_dir.clone(),
+        dataset,
+        val_dataset,
+        loader,
+        loss,
+        train_metrics,
+        val_metrics,
+        optimizer,
+        scheduler,
+        scheduler_name: t.lr_scheduler_name.clone(),
+        ema,
+        early_stopping,
+        state: ProgressState { epoch: -1, best_metric: f64::INFINITY, best_epoch: -1, cumulative_wall: 0.0, lr: t.learning_rate, stop_reason: None },
+        max_epochs: t.max_epochs,
+        metrics_key: t.metrics_key.clone(),
+        max_gradient_norm,
+        report_init_validation: t.report_init_validation,
+        log_batch_freq: t.log_batch_freq,
+        log_epoch_freq: t.log_epoch_freq,
+        save_checkpoint_freq: t.save_checkpoint_freq,
+        save_ema_checkpoint_freq: t.save_ema_checkpoint_freq,
+        exclude_keys: t.exclude_keys.clone(),
+        device,
+        type_names,
+    };
+    for u in &unused {
+        tr.log.line(&format!("warning: unused key {u}"));
+    }
+    match saved {
+        Some((tensors, json)) => restore(&mut tr, &tensors, &json)?,
+        None => tr.config.save(&run_dir.join("config.yaml"))?,
+    }
+    Ok(tr)
+}
+
+/// Restore weights, optimizer, EMA, scheduler, early stopping and progress of a saved run.
+fn restore(tr: &mut Trainer, tensors: &BTreeMap<String, Tensor>, json: &serde_json::Value) -> Result<(), TrainError> {
+    let bad = |m: String| TrainError::State(m);
+    // 0-d tensors were stored as [1]: give every weight the model's shape back
+    let shapes: BTreeMap<String, Vec<i64>> = tr.model.state_dict().into_iter().map(|t| (t.name, t.tensor.size())).collect();
+    let weights: BTreeMap<String, Tensor> = tensors
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("model/").map(|n| (n.to_string(), match shapes.get(n) { Some(s) if s.iter().product::<i64>() == v.numel() as i64 => v.reshape(s.as_slice()), _ => v.shallow_clone() })))
+        .collect();
+    tr.model.load_state_dict(&weights, true).map_err(|e| bad(e.to_string()))?;
+    let optim: Vec<(String, Tensor)> = tensors.iter().filter_map(|(k, v)| k.strip_prefix("optim/").map(|n| (n.to_string(), v.shallow_clone()))).collect();
+    tr.optimizer.load_state(&optim).map_err(bad)?;
+    if let Some(ema) = tr.ema.as_mut() {
+        for (i, s) in ema.shadow.iter_mut().enumerate() {
+            let t = tensors.get(&format!("ema/{i}")).ok_or_else(|| bad(format!("EMA weight {i} missing")))?;
+            tch::no_grad(|| s.copy_(&t.reshape(s.size()).to_kind(s.kind())));
+        }
+        ema.num_updates = json["ema_num_updates"].as_i64().or(ema.num_updates.map(|_| 0));
+    }
+    if let Some(s) = tr.scheduler.as_mut() {
+        s.load_state(&json["scheduler"]).map_err(bad)?;
+    }
+    if let Some(es) = tr.early_stopping.as_mut() {
+        if let Ok(saved) = serde_json::from_value::<EarlyStopping>(json["early_stopping"].clone()) {
+            es.counters = saved.counters;
+            es.minimums = saved.minimums;
+        }
+    }
+    tr.state = serde_json::from_value(json["progress"].clone()).map_err(|e| bad(e.to_string()))?;
+    if let Some(reason) = tr.state.stop_reason.take() {
+        if !(reason == "max epochs" && tr.state.epoch < tr.max_epochs) {
+            return Err(TrainError::Stopped { dir: tr.run_dir.clone(), reason });
+        }
+    }
+    Ok(())
+}
+
+/// Save `last_model` and the trainer state (weights, optimizer, EMA, progress).
+pub fn save_progress(tr: &mut Trainer) -> Result<(), TrainError> {
+    save_model(tr, "last_model.safetensors", false)?;
+    let mut tensors: Vec<(String, Tensor)> = tr.model.state_dict().into_iter().filter(|t| t.tensor.numel() > 0).map(|t| (format!("model/{}", t.name), t.tensor)).collect();
+    tensors.extend(tr.optimizer.state().into_iter().map(|(k, v)| (format!("optim/{k}"), v)));
+    if let Some(ema) = &tr.ema {
+        tensors.extend(ema.shadow.iter().enumerate().map(|(i, s)| (format!("ema/{i}"), s.shallow_clone())));
+    }
+    let json = serde_json::json!({
+        "progress": tr.state,
+        "train_idcs": tr.loader.train_idcs,
+        "val_idcs": tr.loader.val_idcs,
+        "scheduler": tr.scheduler.as_ref().map(|s| s.state()).unwrap_or_default(),
+        "early_stopping": tr.early_stopping.as_ref().map(|e| serde_json::to_value(e).unwrap_or_default()).unwrap_or_default(),
+        "ema_num_updates": tr.ema.as_ref().and_then(|e| e.num_updates),
+        "nequip_rs_version": env!("CARGO_PKG_VERSION"),
+    });
+    save_state(&tr.run_dir.join(STATE_FILE), &tensors, &json).map_err(TrainError::State)
+}
+
+/// Write a model file of the current weights (the EMA weights with `ema`, when used).
+pub fn save_model(tr: &mut Trainer, name: &str, ema: bool) -> Result<(), TrainError> {
+    let params = tr.model.parameters();
+    let swap = ema && tr.ema.is_some();
+    if swap {
+        if let Some(e) = tr.ema.as_mut() {
+            e.swap(&params);
+        }
+    }
+    let r = model_file::save(&tr.run_dir.join(name), &tr.model, &tr.config);
+    if swap {
+        if let Some(e) = tr.ema.as_mut() {
+            e.swap(&params);
+        }
+    }
+    Ok(r?)
+}

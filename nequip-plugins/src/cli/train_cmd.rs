@@ -1,0 +1,58 @@
+//! `nequip train CONFIG`: port of `nequip-train` (`nequip/scripts/train.py`, nequip 0.6.2):
+//! a fresh run in `root/run_name/`, or the continuation of one with `append: true`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use nequip_core::config::Config;
+use nequip_core::train::{trainer_from_config, Progress, SetupOptions};
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// The training config (nequip 0.6 YAML).
+    pub config: PathBuf,
+    /// Unused keys are warnings instead of errors.
+    #[arg(long)]
+    pub warn_unused: bool,
+    /// No progress bar and no log on stdout (the run's `log` file is still written).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// A progress bar per epoch with ETA and the live loss (only on a terminal).
+struct Bar(Option<ProgressBar>);
+
+impl Progress for Bar {
+    fn start(&mut self, what: &str, epoch: i64, n: usize) {
+        let b = ProgressBar::new(n as u64);
+        b.set_style(ProgressStyle::with_template("{prefix:>18} [{bar:30}] {pos}/{len} {msg} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+        b.set_prefix(format!("epoch {epoch} {what}"));
+        self.0 = Some(b);
+    }
+    fn batch(&mut self, done: usize, loss: f64) {
+        if let Some(b) = &self.0 {
+            b.set_position(done as u64);
+            b.set_message(format!("loss {loss:.4}"));
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(b) = self.0.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+pub fn run(a: TrainArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&a.config).with_context(|| format!("loading {}", a.config.display()))?;
+    let o = SetupOptions { echo: !a.quiet, warn_unused: a.warn_unused };
+    let mut trainer = trainer_from_config(config, &o).with_context(|| format!("setting up training from {}", a.config.display()))?;
+    let interactive = !a.quiet && std::io::stdout().is_terminal();
+    let state = if interactive { trainer.train(&mut Bar(None)) } else { trainer.train(&mut nequip_core::train::Silent) }.context("training")?;
+    if !a.quiet {
+        println!("best {} = {:.6} (epoch {}); model: {}", trainer.metrics_key, state.best_metric, state.best_epoch, trainer.run_dir.join("best_model.safetensors").display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
