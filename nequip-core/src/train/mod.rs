@@ -9,9 +9,11 @@
 //! | [`ema`], [`early_stopping`] | weight EMA, early stopping | `torch_ema`, `train/early_stopping.py` |
 //! | [`setup`] | fresh start / exact restart from a config | `scripts/train.py`, `Trainer.from_dict` |
 //! | [`trainer`] | the epoch loop | `Trainer.train`, `batch_step` |
+//! | [`evaluate`] | evaluation on dataset frames (metrics, predicted frames) | `scripts/evaluate.py` |
 //! | [`run_dir`] | log, CSVs, state files (atomic writes) | `utils/output.py` |
 
 pub mod early_stopping;
+pub mod evaluate;
 pub mod ema;
 pub mod loss;
 pub mod loss_coeffs;

@@ -108,7 +108,8 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
         let changed: Vec<String> = config
             .entries()
             .filter(|(_, e)| matches!(e.source, Source::File { .. }))
-            .filter(|(k, _)| *k != "max_epochs" && !k.starts_with("early_stop"))
+            // nequip 0.6.2 also refuses a changed `append` (so it must be true from the start); we allow it
+            .filter(|(k, _)| *k != "max_epochs" && *k != "append" && !k.starts_with("early_stop"))
             .filter(|(k, e)| old.get(k).is_some_and(|v| v != &e.value && std::mem::discriminant(v) == std::mem::discriminant(&e.value)))
             .map(|(k, _)| k.to_string())
             .collect();

@@ -3,6 +3,8 @@
 
 mod config_cmd;
 mod data_cmd;
+mod deploy_cmd;
+mod evaluate_cmd;
 mod import_cmd;
 mod list;
 mod train_cmd;
@@ -30,6 +32,11 @@ pub enum Command {
     Data(data_cmd::DataCommand),
     /// Train a model from a nequip config (fresh, or continued with `append: true`).
     Train(train_cmd::TrainArgs),
+    /// Evaluate a model on a dataset: metrics, and predictions as extended XYZ.
+    Evaluate(evaluate_cmd::EvaluateArgs),
+    /// Build a self-describing model file, or show one's metadata.
+    #[command(subcommand)]
+    Deploy(deploy_cmd::DeployCommand),
     /// Import a nequip 0.6 run directory (config.yaml + best_model.pth) as a nequip-rs model file.
     Import(import_cmd::ImportArgs),
 }
@@ -68,5 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Data(c) => data_cmd::run(c),
         Command::Import(a) => import_cmd::run(a),
         Command::Train(a) => train_cmd::run(a),
+        Command::Evaluate(a) => evaluate_cmd::run(a),
+        Command::Deploy(c) => deploy_cmd::run(c),
     }
 }
