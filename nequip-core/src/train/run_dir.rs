@@ -92,7 +92,8 @@ impl Log {
     }
     pub fn line(&mut self, s: &str) {
         if self.echo {
-            println!("{s}");
+            // a closed stdout (e.g. piped into `head`) must not stop the training
+            let _ = writeln!(std::io::stdout(), "{s}");
         }
         self.text.push_str(s);
         self.text.push('\n');

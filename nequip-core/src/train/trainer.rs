@@ -173,6 +173,7 @@ impl Trainer {
             }
         }
         let mut stat = LossStat::default();
+        let mut logged_header = false;
         progress.start(if validation { "validation" } else { "training" }, epoch, batches.len());
         let mut result = Ok(());
         for (ib, idx) in batches.iter().enumerate() {
@@ -192,6 +193,9 @@ impl Trainer {
                     row.extend(if validation { &self.val_metrics } else { &self.train_metrics }.flatten(&self.type_names));
                     let csv = if validation { &mut self.csv_val } else { &mut self.csv_train };
                     csv.row(&row).map_err(|e| TrainError::io(&self.run_dir, e))?;
+                    if self.log_batch_freq > 0 && ((ib + 1) as i64 % self.log_batch_freq == 0 || ib + 1 == batches.len()) {
+                        self.log_batch(&row, validation, &mut logged_header);
+                    }
                     if !validation {
                         if let Some(s) = self.scheduler.as_mut() {
                             self.state.lr = s.batch_end(self.state.lr, (epoch - 1) as f64 + (ib + 1) as f64 / batches.len() as f64);
@@ -219,6 +223,25 @@ impl Trainer {
         let mut v = stat.means();
         v.extend(if validation { &self.val_metrics } else { &self.train_metrics }.flatten(&self.type_names));
         Ok(v)
+    }
+
+    /// nequip's batch lines: `# Epoch batch loss ...` then the values.
+    fn log_batch(&mut self, row: &[(String, f64)], validation: bool, header_done: &mut bool) {
+        if !*header_done {
+            self.log.line("");
+            self.log.line(if validation { "validation" } else { "training" });
+            let mut h = String::from("# Epoch batch");
+            for (k, _) in row.iter().skip(2) {
+                h += &format!(" {k:>12}");
+            }
+            self.log.line(&h);
+            *header_done = true;
+        }
+        let mut l = format!("{:>7} {:>5}", row[0].1 as i64, row[1].1 as i64);
+        for (_, v) in row.iter().skip(2) {
+            l += &format!(" {:>12}", super::run_dir::fmt_g(*v));
+        }
+        self.log.line(&l);
     }
 
     /// Train until `max_epochs` or an early-stopping condition (nequip's `Trainer.train`).

@@ -52,7 +52,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<ExitCode> {
     let interactive = !a.quiet && std::io::stdout().is_terminal();
     let state = if interactive { trainer.train(&mut Bar(None)) } else { trainer.train(&mut nequip_core::train::Silent) }.context("training")?;
     if !a.quiet {
-        println!("best {} = {:.6} (epoch {}); model: {}", trainer.metrics_key, state.best_metric, state.best_epoch, trainer.run_dir.join("best_model.safetensors").display());
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "best {} = {:.6} (epoch {}); model: {}", trainer.metrics_key, state.best_metric, state.best_epoch, trainer.run_dir.join("best_model.safetensors").display());
     }
     Ok(ExitCode::SUCCESS)
 }
