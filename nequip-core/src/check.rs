@@ -33,6 +33,9 @@ pub fn check_config(config: &mut Config, warn_unused: bool) -> Report {
     let global = resolve_struct::<GlobalOptions>(config, "global options", &mut report);
     resolve_struct::<TrainerOptions>(config, "Trainer", &mut report);
     check_model_builders(config, &mut report);
+    if report.is_clean() {
+        check_model(config, &mut report);
+    }
     check_loss_coeffs(config, &mut report);
     for prefix in ["dataset", "validation_dataset"] {
         check_dataset(config, prefix, &mut report);
@@ -102,6 +105,20 @@ fn check_model_builders(config: &Config, report: &mut Report) {
             Ok(_) => {}
             Err(e) => report.errors.push(format!("{}model_builders: {e}", place(config, "model_builders"))),
         }
+    }
+}
+
+/// Build the model without data (as for deployment: no statistics), so that every module's
+/// keys are resolved and type-checked; `avg_num_neighbors: auto` gets a placeholder.
+fn check_model(config: &mut Config, report: &mut Report) {
+    let auto = matches!(config.get("avg_num_neighbors"), None | Some(Value::String(_)));
+    if auto {
+        config.set("avg_num_neighbors", Value::from(1.0), config::Source::SetBy("config check (placeholder for `auto`, computed from the data when training)".into()));
+    }
+    match crate::model::model_from_config(config, crate::model::BuildOptions::default()) {
+        // a list of config-only builders (e.g. only SimpleIrrepsConfig) is checked, not built
+        Ok(_) | Err(crate::model::ModelBuildError::NoModel { .. }) => {}
+        Err(e) => report.errors.push(format!("building the model: {e}")),
     }
 }
 

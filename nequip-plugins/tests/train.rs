@@ -154,3 +154,21 @@ fn a_diverging_run_stops_with_the_epoch_and_batch() {
         nequip_core::io::model_file::load(&r.join("run/last_model.safetensors"), Some("cpu")).unwrap();
     }
 }
+
+#[test]
+fn train_command_with_equivariance_test_and_config_check_of_layer_keys() {
+    let r = root("cli");
+    let cfg = r.join("t.yaml");
+    std::fs::write(&cfg, yaml(&r, "max_epochs: 1\n")).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_nequip")).args(["train", cfg.to_str().unwrap(), "--equivariance-test", "2"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("Equivariance test passed on 2 training frame(s) (rotation, inversion, translation)"), "{out}");
+    assert!(out.contains("! Stop training: max epochs") && out.contains("best validation_loss ="), "{out}");
+    // a per-layer key with a typo: config check builds the model and suggests the searched name
+    std::fs::write(&cfg, yaml(&r, "max_epochs: 1\nlayer0_convnet_feature_irreps_hiden: 4x0e\n")).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_nequip")).args(["config", "check", cfg.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("`layer0_convnet_feature_irreps_hiden`: did you mean `layer0_convnet_feature_irreps_hidden`?"), "{err}");
+}

@@ -73,11 +73,14 @@ pub struct Use {
 pub struct Config {
     entries: IndexMap<String, Entry>,
     usage: Mutex<BTreeMap<String, Vec<Use>>>,
+    /// Every key name the resolver looked for (found or not): "did you mean" candidates.
+    searched: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Clone for Config {
     fn clone(&self) -> Self {
-        Config { entries: self.entries.clone(), usage: Mutex::new(self.usage_snapshot()) }
+        let searched = self.searched.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Config { entries: self.entries.clone(), usage: Mutex::new(self.usage_snapshot()), searched: Mutex::new(searched) }
     }
 }
 
@@ -167,6 +170,11 @@ impl Config {
         }
     }
 
+    /// Record that a component looked for `key` (for suggestions on typos).
+    pub fn note_searched(&self, key: &str) {
+        self.searched.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string());
+    }
+
     /// Who consumed each key so far.
     pub fn usage_snapshot(&self) -> BTreeMap<String, Vec<Use>> {
         self.usage.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -202,8 +210,10 @@ impl Config {
     /// each with the closest name among `known`.
     pub fn unused_keys<'a>(&self, known: impl IntoIterator<Item = &'a str>) -> Vec<UnusedKey> {
         let usage = self.usage_snapshot();
+        let searched = self.searched.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut known: Vec<&str> = known.into_iter().collect();
         known.extend(usage.keys().map(|s| s.as_str()));
+        known.extend(searched.iter().map(|s| s.as_str()));
         self.entries
             .iter()
             .filter(|(k, e)| e.source != Source::Default && !usage.contains_key(*k) && !defaults::is_accepted_without_consumer(k))

@@ -202,8 +202,14 @@ fn lookup(args: &Args<'_>, key: &str, prefixes: &[String], optional: bool, hits:
     if let Some((v, s)) = args.get(key) {
         push(args.describe(key), key, v, s);
     }
+    if let Some(c) = args.config() {
+        c.note_searched(key);
+    }
     for p in prefixes {
         let pk = format!("{p}_{key}");
+        if let Some(c) = args.config() {
+            c.note_searched(&pk);
+        }
         if let Some((v, s)) = args.get(&pk) {
             push(args.describe(&pk), &pk, v, s);
         }

@@ -42,6 +42,8 @@ pub enum ModelBuildError {
     Data(#[from] DataError),
     #[error("model_builders: {0}")]
     Invalid(String),
+    #[error("model_builders: no builder returned a model (builders: {})", builders.join(", "))]
+    NoModel { builders: Vec<String> },
 }
 
 /// The `model_builders` names of a config (nequip's default list when absent).
@@ -147,7 +149,7 @@ pub fn model_from_config(config: &mut Config, opts: BuildOptions<'_>) -> Result<
     match (ctx.graph_model.take(), ctx.model.take()) {
         (Some(g), _) => Ok(g),
         (None, Some(m)) => Ok(wrap(ctx.config, m, model_dtype)?),
-        (None, None) => Err(ModelBuildError::Invalid(format!("no builder returned a model (builders: {})", names.join(", ")))),
+        (None, None) => Err(ModelBuildError::NoModel { builders: names }),
     }
 }
 

@@ -123,7 +123,8 @@ pub fn build_nested_radial(r: &Resolution, x: &str, ctx: &ModuleContext) -> Resu
     if let Some(Value::Mapping(kw)) = r.get(&format!("{x}_kwargs")) {
         for (k, v) in kw {
             let k = crate::config::yaml::key_str(k);
-            if reg.keys.iter().any(|s| s.name == k) {
+            // the merged kwargs repeat the resolved values: keep their origins (file positions)
+            if reg.keys.iter().any(|s| s.name == k) && sub.values.get(&k).map(|r| &r.value) != Some(v) {
                 sub.values.insert(k, Resolved { value: v.clone(), origin: crate::config::Origin::Nested });
             }
         }

@@ -20,6 +20,10 @@ pub struct TrainArgs {
     /// No progress bar and no log on stdout (the run's `log` file is still written).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Before training, test the model's E(3) equivariance on N training frames (default 1),
+    /// as nequip-train's `--equivariance-test`.
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_name = "N")]
+    pub equivariance_test: Option<usize>,
 }
 
 /// A progress bar per epoch with ETA and the live loss (only on a terminal).
@@ -48,7 +52,15 @@ impl Progress for Bar {
 pub fn run(a: TrainArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&a.config).with_context(|| format!("loading {}", a.config.display()))?;
     let o = SetupOptions { echo: !a.quiet, warn_unused: a.warn_unused };
+    let from_config = match config.get("equivariance_test") {
+        Some(nequip_core::config::Value::Number(n)) => n.as_u64().map(|n| n as usize),
+        Some(nequip_core::config::Value::Bool(true)) => Some(1),
+        _ => None,
+    };
     let mut trainer = trainer_from_config(config, &o).with_context(|| format!("setting up training from {}", a.config.display()))?;
+    if let Some(n) = a.equivariance_test.or(from_config).filter(|&n| n > 0) {
+        equivariance_test(&trainer, n)?;
+    }
     let interactive = !a.quiet && std::io::stdout().is_terminal();
     let state = if interactive { trainer.train(&mut Bar(None)) } else { trainer.train(&mut nequip_core::train::Silent) }.context("training")?;
     if !a.quiet {
@@ -56,4 +68,19 @@ pub fn run(a: TrainArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(std::io::stdout(), "best {} = {:.6} (epoch {}); model: {}", trainer.metrics_key, state.best_metric, state.best_epoch, trainer.run_dir.join("best_model.safetensors").display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// nequip's `--equivariance-test`: rotation, inversion and translation of `n` training frames.
+fn equivariance_test(t: &nequip_core::train::Trainer, n: usize) -> anyhow::Result<()> {
+    use nequip_core::model::testing::{check_equivariance, model_input, KitOptions};
+    let r_max = t.dataset.r_max;
+    let mut opts = KitOptions::new(&t.model, r_max, t.type_names.len() as i64);
+    // `parity: false` models are only SO(3)-equivariant (their edge harmonics are declared even)
+    opts.parity = t.config.get("parity").and_then(nequip_core::config::Value::as_bool).unwrap_or(true);
+    for &i in t.loader.train_idcs.iter().take(n) {
+        let frame = t.dataset.get(i).context("training frame")?;
+        check_equivariance(&t.model, &model_input(&t.model, frame), &opts).map_err(|e| anyhow::anyhow!("equivariance test failed on training frame {i}: {e}"))?;
+    }
+    println!("Equivariance test passed on {} training frame(s) (rotation{}, translation)", n.min(t.loader.train_idcs.len()), if opts.parity { ", inversion" } else { "" });
+    Ok(())
 }

@@ -165,7 +165,9 @@ impl NnModule for ConvNetLayer {
         if let Some(nequip_core::config::Value::Mapping(kw)) = r.get("convolution_kwargs") {
             for (key, v) in kw {
                 let key = nequip_core::config::yaml::key_str(key);
-                conv.values.insert(key, nequip_core::config::resolve::Resolved { value: v.clone(), origin: nequip_core::config::Origin::Nested });
+                if conv.values.get(&key).map(|r| &r.value) != Some(v) {
+                    conv.values.insert(key, nequip_core::config::resolve::Resolved { value: v.clone(), origin: nequip_core::config::Origin::Nested });
+                }
             }
         }
         let conv_keys: InteractionBlockKeys = conv.into_typed()?;
