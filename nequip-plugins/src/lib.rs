@@ -51,6 +51,7 @@ pub const BUILTINS: &[(nequip_core::registry::Kind, &str)] = {
         (NnModule, "ConvNetLayer"),
         (RadialFunction, "BesselBasis"),
         (RadialFunction, "PolynomialCutoff"),
+        (RadialFunction, "e3nn_basis"),
         (ModelBuilder, "PairPotentialTerm"),
         (ModelBuilder, "PairPotential"),
         (NnModule, "SimpleLennardJones"),

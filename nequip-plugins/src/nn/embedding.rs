@@ -307,3 +307,80 @@ impl RadialFunction for PolynomialCutoff {
         1
     }
 }
+
+/// Keys of [`E3nnBasis`].
+#[auto_init]
+pub struct E3nnBasisKeys {
+    pub r_max: f64,
+    /// Start of the basis (default 0).
+    pub r_min: Option<f64>,
+    /// e3nn's `soft_one_hot_linspace` basis: `gaussian`, `cosine`, `smooth_finite`, `fourier`, `bessel`.
+    #[key(default = "gaussian")]
+    pub e3nn_basis_name: String,
+    #[key(default = 8)]
+    pub num_basis: i64,
+}
+
+/// nequip's `e3nn_basis`: e3nn's `soft_one_hot_linspace(r, r_min, r_max, num_basis, basis, cutoff=True)`.
+#[builder(name = "e3nn_basis", kind = radial_function, keys = E3nnBasisKeys)]
+#[derive(Debug)]
+pub struct E3nnBasis {
+    start: f64,
+    end: f64,
+    number: i64,
+    basis: String,
+}
+
+impl RadialBuilder for E3nnBasis {
+    type Keys = E3nnBasisKeys;
+    fn build(k: E3nnBasisKeys, ctx: &ModuleContext) -> Result<Self, ModelError> {
+        const NAMES: [&str; 5] = ["gaussian", "cosine", "smooth_finite", "fourier", "bessel"];
+        if !NAMES.contains(&k.e3nn_basis_name.as_str()) {
+            return Err(ModelError::invalid(&ctx.name, format!("e3nn_basis_name must be one of {}, got {:?}", NAMES.join(", "), k.e3nn_basis_name)));
+        }
+        let start = k.r_min.unwrap_or(0.0);
+        if k.num_basis < 1 || k.r_max <= start {
+            return Err(ModelError::invalid(&ctx.name, format!("e3nn_basis needs num_basis >= 1 and r_max > r_min, got num_basis={}, r_min={start}, r_max={}", k.num_basis, k.r_max)));
+        }
+        Ok(E3nnBasis { start, end: k.r_max, number: k.num_basis, basis: k.e3nn_basis_name })
+    }
+}
+
+/// e3nn's `soft_unit_step`: `exp(-1/x)` for `x > 0`, else 0 (gradient-safe).
+fn soft_unit_step(x: &Tensor) -> Tensor {
+    let pos = x.gt(0.0);
+    let safe = x.where_self(&pos, &x.ones_like());
+    (-safe.reciprocal()).exp() * pos.to_kind(x.kind())
+}
+
+impl RadialFunction for E3nnBasis {
+    fn forward(&self, r: &Tensor) -> Tensor {
+        let (n, kind, dev) = (self.number, r.kind(), r.device());
+        let values = Tensor::linspace(self.start, self.end, n + 2, (kind, dev));
+        let step = (self.end - self.start) / (n + 1) as f64;
+        let values = values.narrow(0, 1, n);
+        let x = r.unsqueeze(-1);
+        let diff = (&x - values) / step;
+        let pi = std::f64::consts::PI;
+        let f = |b: Tensor| b.to_kind(kind);
+        match self.basis.as_str() {
+            "gaussian" => diff.square().neg().exp() / 1.12,
+            "cosine" => (&diff * (pi / 2.0)).cos() * f(diff.lt(1.0)) * f(diff.gt(-1.0)),
+            "smooth_finite" => soft_unit_step(&(&diff + 1.0)) * soft_unit_step(&(1.0 - &diff)) * (1.14136 * 2f64.exp()),
+            "fourier" => {
+                let u = (&x - self.start) / (self.end - self.start);
+                let i = Tensor::arange_start(1, n + 1, (kind, dev));
+                (&i * &u * pi).sin() / (0.25 + n as f64 / 2.0).sqrt() * f(u.gt(0.0)) * f(u.lt(1.0))
+            }
+            _ => {
+                let u = &x - self.start;
+                let c = self.end - self.start;
+                let roots = Tensor::arange_start(1, n + 1, (kind, dev)) * pi;
+                (&roots * &u / c).sin() / &u * (2.0 / c).sqrt() * f((&u / c).lt(1.0)) * f(u.gt(0.0))
+            }
+        }
+    }
+    fn num_basis(&self) -> i64 {
+        self.number
+    }
+}
