@@ -253,3 +253,56 @@ impl GraphModule for PerSpeciesScaleShift {
         Ok(())
     }
 }
+
+/// nequip's `AtomwiseOperation(operation, field)`: applies `operation` to every atom's `field`
+/// (the output irreps given with it). Built from code by a builder — the operation is a
+/// function, not a config value — so it is not a registered (YAML-named) module.
+pub struct AtomwiseOperation {
+    irreps: GraphIrreps,
+    field: String,
+    operation: Box<dyn Fn(&Tensor) -> Tensor + Send + Sync>,
+}
+
+impl std::fmt::Debug for AtomwiseOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtomwiseOperation").field("field", &self.field).finish()
+    }
+}
+
+impl AtomwiseOperation {
+    /// `operation` maps `field` (irreps from `irreps_in`) to values with `irreps_out`.
+    pub fn new(name: &str, irreps_in: &IrrepsDict, field: &str, irreps_out: nequip_core::e3nn::Irreps, operation: Box<dyn Fn(&Tensor) -> Tensor + Send + Sync>) -> Result<Self, ModelError> {
+        let mut out = IrrepsDict::new();
+        out.insert(field.into(), Some(irreps_out));
+        let irreps = init_irreps(name, irreps_in, &IrrepsDict::new(), &[field], &out)?;
+        Ok(AtomwiseOperation { irreps, field: field.into(), operation })
+    }
+}
+
+impl GraphModule for AtomwiseOperation {
+    graph_module_boilerplate!("AtomwiseOperation");
+    fn forward(&self, mut data: AtomicDataDict, _training: bool) -> Result<AtomicDataDict, ModelError> {
+        let y = (self.operation)(field(&data, "AtomwiseOperation", &self.field)?);
+        data.insert(self.field.clone(), y);
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomwise_operation_applies_and_declares_irreps() {
+        let mut ir = IrrepsDict::new();
+        ir.insert(NODE_FEATURES_KEY.into(), Some("2x0e".parse().unwrap()));
+        let op = AtomwiseOperation::new("double", &ir, NODE_FEATURES_KEY, "2x0e".parse().unwrap(), Box::new(|x| x * 2.0)).unwrap();
+        let mut d = AtomicDataDict::new();
+        d.insert(NODE_FEATURES_KEY.into(), Tensor::from_slice(&[1.0, -3.0]).reshape([1, 2]));
+        let out = op.forward(d, false).unwrap();
+        assert_eq!(Vec::<f64>::try_from(&out[NODE_FEATURES_KEY].flatten(0, -1)).unwrap(), vec![2.0, -6.0]);
+        assert!(op.irreps_out().contains_key("pos"));
+        let missing = AtomwiseOperation::new("x", &IrrepsDict::new(), NODE_FEATURES_KEY, "1x0e".parse().unwrap(), Box::new(|x| x.shallow_clone()));
+        assert!(missing.unwrap_err().to_string().contains("needs field `node_features`"));
+    }
+}
