@@ -74,6 +74,16 @@ fn rescale_factor(r: &RescaleInfo) -> Option<f64> {
     r.scale.filter(|_| r.scale_keys.iter().any(|k| k == PER_ATOM_ENERGY_KEY))
 }
 
+/// `update_for_rescale` of a module whose energy constant is the tensor `t` (in place).
+fn divide_by_global_scale(t: &Tensor, r: &RescaleInfo) -> Result<(), ModelError> {
+    if let Some(s) = rescale_factor(r) {
+        tch::no_grad(|| {
+            let _ = t.shallow_clone().g_div_scalar_(s);
+        });
+    }
+    Ok(())
+}
+
 /// Keys of [`SimpleLennardJones`].
 #[auto_init]
 pub struct SimpleLennardJonesKeys {
@@ -276,12 +286,7 @@ impl GraphModule for LennardJones {
         self.params.named()
     }
     fn update_for_rescale(&mut self, r: &RescaleInfo) -> Result<(), ModelError> {
-        if let Some(s) = rescale_factor(r) {
-            tch::no_grad(|| {
-                let _ = self.epsilon.g_div_scalar_(s);
-            });
-        }
-        Ok(())
+        divide_by_global_scale(&self.epsilon, r)
     }
 }
 
@@ -385,11 +390,6 @@ impl GraphModule for ZBL {
         self.params.named()
     }
     fn update_for_rescale(&mut self, r: &RescaleInfo) -> Result<(), ModelError> {
-        if let Some(s) = rescale_factor(r) {
-            tch::no_grad(|| {
-                let _ = self.qqr2exesquare.g_div_scalar_(s);
-            });
-        }
-        Ok(())
+        divide_by_global_scale(&self.qqr2exesquare, r)
     }
 }
