@@ -31,12 +31,15 @@ impl Report {
 pub fn check_config(config: &mut Config, warn_unused: bool) -> Report {
     let mut report = Report::default();
     let global = resolve_struct::<GlobalOptions>(config, "global options", &mut report);
-    resolve_struct::<TrainerOptions>(config, "Trainer", &mut report);
+    let trainer = resolve_struct::<TrainerOptions>(config, "Trainer", &mut report);
     check_model_builders(config, &mut report);
     if report.is_clean() {
         check_model(config, &mut report);
     }
     check_loss_coeffs(config, &mut report);
+    if let Some(t) = &trainer {
+        check_training(config, t, &mut report);
+    }
     for prefix in ["dataset", "validation_dataset"] {
         check_dataset(config, prefix, &mut report);
     }
@@ -135,6 +138,25 @@ fn check_loss_coeffs(config: &Config, report: &mut Report) {
             }
         }
         Err(e) => report.errors.push(format!("{at}{e}")),
+    }
+}
+
+/// The optimizer, scheduler, early stopping and metrics the trainer would build (so their
+/// `optimizer_*`, `lr_scheduler_*`, `early_stopping_*` keys are resolved and checked).
+fn check_training(config: &Config, t: &TrainerOptions, report: &mut Report) {
+    if let Err(e) = crate::train::optim::optimizer_from_config(config, &t.optimizer_name, t.learning_rate) {
+        report.errors.push(e.to_string());
+    }
+    if let Err(e) = crate::train::optim::scheduler_from_config(config, &t.lr_scheduler_name, t.learning_rate) {
+        report.errors.push(e.to_string());
+    }
+    if let Err(e) = crate::train::early_stopping::EarlyStopping::from_config(config) {
+        report.errors.push(e);
+    }
+    if let Ok(loss) = crate::train::loss_fn::Loss::from_coeffs(&t.loss_coeffs) {
+        if let Err(e) = crate::train::metrics::Metrics::new(t.metrics_components.as_ref(), &loss) {
+            report.errors.push(e.to_string());
+        }
     }
 }
 
