@@ -125,3 +125,35 @@ fn import_command_writes_a_model_file() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a nequip run directory (no config.yaml)"));
 }
+
+#[test]
+fn an_imported_run_evaluates_like_our_own_runs() {
+    let d = tmp("eval");
+    let model = d.join("toluene.safetensors");
+    let o = Command::new(env!("CARGO_BIN_EXE_nequip")).args(["import", run_dir().to_str().unwrap(), "-o", model.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success());
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/toluene_xtb.npz");
+    let cfg = d.join("data.yaml");
+    std::fs::write(&cfg, format!("r_max: 4.0\nroot: {}\ndataset: npz\ndataset_file_name: {}\nkey_mapping: {{z: atomic_numbers, E: total_energy, F: forces, R: pos}}\nnpz_fixed_field_keys: [atomic_numbers]\nchemical_symbols: [H, C]\n", d.display(), data.display())).unwrap();
+    let idx = d.join("idx.json");
+    std::fs::write(&idx, "[0, 1, 2, 3]").unwrap();
+    let out = d.join("pred.xyz");
+    let o = Command::new(env!("CARGO_BIN_EXE_nequip"))
+        .args(["evaluate", "--model", model.to_str().unwrap(), "--dataset-config", cfg.to_str().unwrap(), "--test-indexes", idx.to_str().unwrap(), "--output", out.to_str().unwrap(), "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("f_mae ="));
+    // frames 0..3 of the toluene data are the fixture's frames: nequip's energies and forces
+    let pred = nequip_core::data::extxyz::read_extxyz(&out).unwrap();
+    let frames = npz("toluene_l2_trained_frames.npz");
+    for (i, p) in pred.iter().enumerate() {
+        let want_f = Vec::<f64>::try_from(&frames[&format!("f{i}_forces")].flatten(0, -1)).unwrap();
+        for (a, b) in p.arrays["forces"].to_f64_vec().iter().zip(&want_f) {
+            assert!((a - b).abs() < 1e-10 * b.abs().max(1.0), "frame {i}: {a} vs nequip {b}");
+        }
+        let nequip_core::data::extxyz::InfoValue::Float(e) = p.info["energy"] else { panic!() };
+        let want_e = frames[&format!("f{i}_total_energy")].double_value(&[0]);
+        assert!((e - want_e).abs() < 1e-10 * want_e.abs(), "frame {i}: {e} vs nequip {want_e}");
+    }
+}

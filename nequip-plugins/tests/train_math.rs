@@ -162,3 +162,20 @@ fn metrics_in_nequips_names_and_values() {
     let d = Metrics::new(None, &loss).unwrap();
     let _ = d;
 }
+
+#[test]
+fn gradient_clipping_equals_torch_clip_grad_norm() {
+    // torch.nn.utils.clip_grad_norm_: total 2-norm over all gradients, scale by max/(norm + 1e-6) when above
+    let a = Tensor::from_slice(&[3.0, 4.0]).set_requires_grad(true);
+    let b = Tensor::from_slice(&[12.0]).set_requires_grad(true);
+    ((&a * &a).sum(Kind::Double) / 2.0 + (&b * &b).sum(Kind::Double) / 2.0).backward();
+    nequip_core::train::trainer::clip_grad_norm(&[a.shallow_clone(), b.shallow_clone()], 6.5);
+    let coef = 6.5 / (13.0 + 1e-6);
+    let got: Vec<f64> = [a.grad(), b.grad()].iter().flat_map(|g| Vec::<f64>::try_from(g).unwrap()).collect();
+    for (g, w) in got.iter().zip([3.0 * coef, 4.0 * coef, 12.0 * coef]) {
+        assert!((g - w).abs() < 1e-14, "{g} vs {w}");
+    }
+    // below the threshold nothing changes
+    nequip_core::train::trainer::clip_grad_norm(&[a.shallow_clone(), b.shallow_clone()], 100.0);
+    assert!((Vec::<f64>::try_from(&a.grad()).unwrap()[0] - 3.0 * coef).abs() < 1e-14);
+}
