@@ -204,3 +204,50 @@ fn the_kit_reports_failures_with_numbers() {
 }
 
 
+
+/// The model of every config shipped in `configs/` (built without data: placeholders for the
+/// statistics, `avg_num_neighbors` set), in float64: equivariance, batching and forces against
+/// finite differences (the whole kit runs on the small variants above; these models are big).
+#[test]
+fn the_shipped_configs_models_pass_the_model_tests() {
+    nequip_plugins::link();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let mut c = Config::load(&path).unwrap();
+        for (k, v) in [("device", "cpu"), ("model_dtype", "float64"), ("default_dtype", "float64")] {
+            c.set(k, v.into(), Source::Cli(k.into()));
+        }
+        if !matches!(c.get("avg_num_neighbors"), Some(nequip_core::config::Value::Number(_))) {
+            c.set("avg_num_neighbors", 10.0.into(), Source::Cli("test".into()));
+        }
+        tch::manual_seed(127);
+        let model = model_from_config(&mut c, BuildOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let r_max = c.get("r_max").and_then(nequip_core::config::Value::as_f64).unwrap();
+        let num_types = c.get("num_types").and_then(nequip_core::config::Value::as_i64).unwrap();
+        let mut opts = KitOptions::new(&model, r_max, num_types);
+        opts.parity = c.get("parity").and_then(nequip_core::config::Value::as_bool).unwrap_or(true);
+        opts.fd_atoms = 1;
+        let mol = ch3cho(r_max, num_types, 1).unwrap();
+        let cu = cu_bulk(r_max, num_types, 3).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        for (what, r) in [
+            ("equivariance (molecule)", check_equivariance(&model, &model_input(&model, &mol), &opts)),
+            ("equivariance (periodic)", check_equivariance(&model, &model_input(&model, &cu), &opts)),
+            ("batch", check_batch(&model, &[&mol, &cu], &opts)),
+            ("forces vs finite differences", check_forces_fd(&model, &model_input(&model, &mol), &opts)),
+        ] {
+            if let Err(e) = r {
+                failures.push(format!("{name} {what}: {e}"));
+            }
+        }
+        n += 1;
+    }
+    assert!(n >= 1);
+    assert_ok(failures);
+}
