@@ -2,7 +2,9 @@
 //! (`nequip/data/_build.py`): the dataset class named by `config[prefix]` (`dataset` or
 //! `validation_dataset`), its keys resolved by [`crate::config::resolve`] with prefixes
 //! `[ClassName, prefix]` and the whole config as optional args; `AtomicData_options` and its
-//! `r_max` found with nequip's `get_w_prefix`; the `TypeMapper` resolved the same way.
+//! `r_max` found with nequip's `get_w_prefix`; the `TypeMapper` resolved the same way; the
+//! dataset's `url` (`dataset_url`) fetched by [`DatasetPlan::load`] when the file is missing
+//! ([`super::download`]).
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,7 @@ use crate::config::{resolve::get_with_prefix, yaml, Args, AutoInit, Config, Mapp
 use crate::registry::{self, kind, Component, Kind, KindTag, Registration, RegistryError};
 
 use super::dataset::{InMemoryDataset, Progress};
+use super::download::{self, DownloadError, UrlOptions};
 use super::error::DataError;
 use super::type_mapper::{TypeMapper, TypeMapperOptions};
 
@@ -53,6 +56,8 @@ pub enum DatasetConfigError {
     Resolve(#[from] ResolveError),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Download(#[from] DownloadError),
     #[error("{place}`{key}`: {message}")]
     Invalid { place: String, key: String, message: String },
 }
@@ -80,6 +85,8 @@ pub struct DatasetPlan {
     pub resolution: Resolution,
     pub type_mapper: TypeMapperOptions,
     pub root: PathBuf,
+    /// `{prefix}_url`: downloaded when `file_name` is missing (see [`download`]).
+    pub url: Option<String>,
 }
 
 impl DatasetPlan {
@@ -96,6 +103,9 @@ impl DatasetPlan {
             key: self.registration.name.into(),
             message: "registered as a dataset without a dataset factory".into(),
         })?;
+        if let (Some(url), Some(Value::String(f))) = (&self.url, self.resolution.get("file_name")) {
+            download::ensure_file(Path::new(f), url)?;
+        }
         (factory.load)(&self.resolution, &tm, Some(&self.root), progress)
     }
 }
@@ -128,13 +138,18 @@ pub fn dataset_plan(config: &mut Config, prefix: &str) -> Result<Option<DatasetP
     tm_req.class_prefix = true;
     let (type_mapper, _) = crate::config::resolve::resolve_typed::<TypeMapperOptions>(&tm_req)?;
 
+    // nequip's `url` parameter of every dataset class
+    let mut url_req = Request::new(component.clone(), reg.name, UrlOptions::KEYS).prefix(prefix).optional(Args::Config(config));
+    url_req.class_prefix = true;
+    let (UrlOptions { url }, _) = crate::config::resolve::resolve_typed::<UrlOptions>(&url_req)?;
+
     let req = Request::for_registration(component, reg).prefix(prefix).optional(Args::Config(config)).positional(ado_key, Value::Mapping(ado));
     let resolution = crate::config::resolve(&req)?;
     if let Some(f) = reg.factory::<kind::Dataset>() {
         (f.check)(&resolution)?;
     }
     let root = config.take("root", "dataset_from_config").and_then(Value::as_str).unwrap_or("./");
-    Ok(Some(DatasetPlan { registration: reg, resolution, type_mapper, root: PathBuf::from(root) }))
+    Ok(Some(DatasetPlan { registration: reg, resolution, type_mapper, root: PathBuf::from(root), url }))
 }
 
 /// nequip's `dataset_from_config(config, prefix)`: resolve and load; `None` if absent.

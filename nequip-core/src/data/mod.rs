@@ -44,6 +44,7 @@ pub mod batch;
 pub mod cache;
 pub mod dataset;
 pub mod dict;
+pub mod download;
 pub mod error;
 pub mod extxyz;
 pub mod extxyz_write;
