@@ -144,6 +144,9 @@ fn check_loss_coeffs(config: &Config, report: &mut Report) {
 /// The optimizer, scheduler, early stopping and metrics the trainer would build (so their
 /// `optimizer_*`, `lr_scheduler_*`, `early_stopping_*` keys are resolved and checked).
 fn check_training(config: &Config, t: &TrainerOptions, report: &mut Report) {
+    if let Err(e) = crate::train::setup::unsupported_callbacks(t) {
+        report.errors.push(e);
+    }
     if let Err(e) = crate::train::optim::optimizer_from_config(config, &t.optimizer_name, t.learning_rate) {
         report.errors.push(e.to_string());
     }

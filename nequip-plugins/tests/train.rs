@@ -165,6 +165,18 @@ fn train_command_with_equivariance_test_and_config_check_of_layer_keys() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("Equivariance test passed on 2 training frame(s) (rotation, inversion, translation)"), "{out}");
     assert!(out.contains("! Stop training: max epochs") && out.contains("best validation_loss ="), "{out}");
+    // verbose: warning keeps the epoch tables out of stdout (the log file has them)
+    let r2 = root("cli-quiet");
+    std::fs::write(&cfg, yaml(&r2, "max_epochs: 1\nverbose: warning\n")).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_nequip")).args(["train", cfg.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("! Train"));
+    assert!(std::fs::read_to_string(r2.join("run/log")).unwrap().contains("! Train"));
+    // Python callbacks are refused, not ignored
+    std::fs::write(&cfg, yaml(&root("cli-cb"), "max_epochs: 1\nend_of_epoch_callbacks: [foo]\n")).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_nequip")).args(["train", cfg.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("callbacks are Python objects"));
     // a per-layer key with a typo: config check builds the model and suggests the searched name
     std::fs::write(&cfg, yaml(&r, "max_epochs: 1\nlayer0_convnet_feature_irreps_hiden: 4x0e\n")).unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_nequip")).args(["config", "check", cfg.to_str().unwrap()]).output().unwrap();

@@ -83,6 +83,22 @@ fn count(name: &str, v: Option<Value>) -> Result<Count, TrainError> {
     yaml::from_value(v.clone()).map_err(|e| TrainError::Invalid(format!("`{name}`: expected a count or a percentage, found {} ({e})", yaml::render(&v))))
 }
 
+/// nequip's `*_callbacks` are Python callables: a non-empty list cannot be honoured here.
+pub fn unsupported_callbacks(t: &TrainerOptions) -> Result<(), String> {
+    let lists = [
+        ("init_callbacks", &t.init_callbacks),
+        ("start_of_epoch_callbacks", &t.start_of_epoch_callbacks),
+        ("end_of_epoch_callbacks", &t.end_of_epoch_callbacks),
+        ("end_of_batch_callbacks", &t.end_of_batch_callbacks),
+        ("end_of_train_callbacks", &t.end_of_train_callbacks),
+        ("final_callbacks", &t.final_callbacks),
+    ];
+    match lists.iter().find(|(_, v)| !v.is_empty()) {
+        Some((k, _)) => Err(format!("`{k}`: callbacks are Python objects in nequip and are not supported by nequip-rs (remove them)")),
+        None => Ok(()),
+    }
+}
+
 /// Options of [`trainer_from_config`] given on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct SetupOptions {
@@ -134,6 +150,7 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
 
     let t: TrainerOptions = crate::config::resolve::resolve_typed(&Request::new("Trainer", "Trainer", TrainerOptions::KEYS).all(Args::Config(&config)))?.0;
     let seed = t.seed.ok_or_else(|| TrainError::Invalid("`seed` is required for training".into()))?;
+    unsupported_callbacks(&t).map_err(TrainError::Invalid)?;
     let (_, _, device) = crate::model::dtype::dtypes(&config)?;
     let dataset = dataset_plan(&mut config, "dataset")?.ok_or_else(|| TrainError::Invalid("`dataset` is required for training".into()))?.load()?;
     let val_dataset = match dataset_plan(&mut config, "validation_dataset")? {
@@ -198,7 +215,8 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
     let type_names: Vec<String> = dataset.type_mapper.type_names.clone();
     let keep = restart;
     let mut tr = Trainer {
-        log: Log::open(run_dir.join("log"), keep, o.echo),
+        // nequip's `verbose`: debug/info show the epoch tables, warning and above keep stdout quiet
+        log: Log::open(run_dir.join("log"), keep, o.echo && matches!(g.verbose.to_lowercase().as_str(), "debug" | "info")),
         csv_epoch: Csv::open(run_dir.join("metrics_epoch.csv"), keep),
         csv_train: Csv::open(run_dir.join("metrics_batch_train.csv"), keep),
         csv_val: Csv::open(run_dir.join("metrics_batch_val.csv"), keep),
