@@ -8,6 +8,8 @@ set -euo pipefail
 threads="${1:-2}"
 py="${NEQUIP_PY:-/tmp/venv/bin}"
 export OMP_NUM_THREADS="$threads"
+# nequip 0.6.2's ASEDataset uses torch.load on its own pickles, refused by torch >= 2.6 by default
+export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
 epoch_times() { # metrics_epoch.csv -> per-epoch wall times (differences of the cumulative wall)
   python3 -c '
 import csv, sys

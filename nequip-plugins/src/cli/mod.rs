@@ -1,6 +1,7 @@
 //! The `nequip` command line (`nequip/scripts/`): clap derive, one module per command.
 //! [`main`] is what a binary calls after linking its plugin crates (see [`crate::link`]).
 
+mod benchmark_cmd;
 mod config_cmd;
 mod data_cmd;
 mod deploy_cmd;
@@ -39,6 +40,8 @@ pub enum Command {
     Deploy(deploy_cmd::DeployCommand),
     /// Import a nequip 0.6 run directory (config.yaml + best_model.pth) as a nequip-rs model file.
     Import(import_cmd::ImportArgs),
+    /// Time a config's model on a few of its frames: eval-mode forward and a training step.
+    Benchmark(benchmark_cmd::BenchmarkArgs),
 }
 
 /// Parse the process arguments, run, print errors; the exit code is 0 only on success.
@@ -77,5 +80,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(a) => train_cmd::run(a),
         Command::Evaluate(a) => evaluate_cmd::run(a),
         Command::Deploy(c) => deploy_cmd::run(c),
+        Command::Benchmark(a) => benchmark_cmd::run(a),
     }
 }
