@@ -153,3 +153,19 @@ fn bad_model_files_fail_cleanly() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("give --train-dir or --model"));
 }
+
+#[test]
+fn benchmark_command_times_forward_and_training_step() {
+    let r = root("bench");
+    let cfg = r.join("b.yaml");
+    let minimal = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/minimal.yaml");
+    std::fs::write(&cfg, format!("include_file_as_baseline_config: {}\nroot: {}\ndataset_file_name: {}\ndevice: cpu\n", minimal.display(), r.display(), data("toluene_xtb.npz"))).unwrap();
+    let o = nequip(&["benchmark", cfg.to_str().unwrap(), "--warmup", "1", "-n", "2", "--n-data", "2", "--threads", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("parameters:") && out.contains("2364"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("forward") && l.contains("structures/s")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("train step") && l.contains("atom-steps/s")), "{out}");
+    let o = nequip(&["benchmark", r.join("missing.yaml").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+}
