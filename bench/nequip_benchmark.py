@@ -4,7 +4,7 @@ Mirrors nequip/scripts/benchmark.py (nequip 0.6.2) and measures exactly what
 nequip-plugins/src/cli/benchmark_cmd.rs measures: the model built from the same YAML with
 `model_from_config(config, initialize=True, dataset=<the whole dataset>)`, the first `--n-data`
 frames batched into one call, `--warmup` untimed then `--repeat` individually timed calls,
-min/median/mean reported:
+min/median/mean reported (structures/s and atom-steps/s from the min):
 
 * forward:    the model in eval mode (energies and forces, no graph kept), eager PyTorch;
 * train step: model in train mode, force MSE against the frames' `forces`, `backward()`
@@ -14,8 +14,9 @@ min/median/mean reported:
 
 Not part of the project (which never needs Python). Set up outside the repository:
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install \
-        torch==2.13.0 nequip==0.6.2 e3nn==0.5.9 ase
+        torch==2.13.0 nequip==0.6.2 e3nn==0.5.9 ase "numpy<2.4"
     /tmp/venv/bin/python -W ignore bench/nequip_benchmark.py configs/minimal.yaml --threads 1
+numpy < 2.4: numpy 2.4 removed `np.in1d`, which nequip 0.6.2's dataset statistics call.
 The processed dataset is written under --root (default: a folder in the temp directory), not
 the config's `root`.
 """

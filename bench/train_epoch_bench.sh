@@ -31,6 +31,6 @@ done
 # time to the first step: one training batch, no validation before it
 cfg=/tmp/first_step.yaml
 sed -e 's/^n_train: .*/n_train: 5/' -e 's/^n_val: .*/n_val: 5/' -e 's/^max_epochs: .*/max_epochs: 1/' -e 's#^root: .*#root: /tmp/nequip-bench/first#' bench/train_toluene.yaml > "$cfg"
-target/release/nequip train -q "$cfg" >/dev/null; rm -rf /tmp/nequip-bench/first/run  # warm the dataset cache
+rm -rf /tmp/nequip-bench/first; target/release/nequip train -q "$cfg" >/dev/null; rm -rf /tmp/nequip-bench/first/run  # warm the dataset cache
 start=$(date +%s.%N); target/release/nequip train -q "$cfg"; end=$(date +%s.%N)
 echo "nequip-rs: start to end of a 1-batch epoch (+ its validation): $(python3 -c "print(f'{$end-$start:.2f}')") s"

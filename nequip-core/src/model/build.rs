@@ -118,6 +118,17 @@ fn set_types(config: &mut Config, dataset: Option<TrainingSet<'_>>) -> Result<()
     Ok(())
 }
 
+/// `torch.manual_seed(seed)` then `f()`, with no other seeded build in between: libtorch's
+/// global generator is shared by all threads of a process, so two models initialised at the
+/// same time would draw each other's numbers. Every seeded model construction goes through
+/// here (the trainer's, tests').
+pub fn with_seed<T>(seed: i64, f: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    tch::manual_seed(seed);
+    f()
+}
+
 /// nequip's `model_from_config(config, initialize, dataset, deploy)`.
 pub fn model_from_config(config: &mut Config, opts: BuildOptions<'_>) -> Result<GraphModel, ModelBuildError> {
     set_types(config, opts.dataset)?;

@@ -7,5 +7,5 @@ pub mod build;
 pub mod dtype;
 pub mod testing;
 
-pub use build::{check_builder_order, model_from_config, BuildOptions, ModelBuildError};
+pub use build::{check_builder_order, model_from_config, with_seed, BuildOptions, ModelBuildError};
 pub use dtype::{kind_from_name, module_context};

@@ -31,6 +31,9 @@ pub struct RescaleOutput {
     pub scale_keys: Vec<String>,
     pub shift_keys: Vec<String>,
     params: Params,
+    /// Shallow handles of the registered `scale_by` / `shift_by`.
+    scale_t: Tensor,
+    shift_t: Tensor,
     pub default_kind: Kind,
     has_scale: bool,
     has_shift: bool,
@@ -69,27 +72,24 @@ impl RescaleOutput {
         let irreps = init_irreps(M, model.irreps_in(), &IrrepsDict::new(), &[], model.irreps_out())?;
         let params = Params::new(device, default_kind);
         let empty = Tensor::zeros([0], (default_kind, device));
-        let _ = match &o.scale_by {
+        let scale_t = match &o.scale_by {
             Some(v) => params.add("scale_by", &value_tensor(v, default_kind), o.scale_trainable),
             None => params.add("scale_by", &empty, false),
         };
-        let _ = match &o.shift_by {
+        let shift_t = match &o.shift_by {
             Some(v) => params.add("shift_by", &value_tensor(v, default_kind), o.shift_trainable),
             None => params.add("shift_by", &empty, false),
         };
         let info = RescaleInfo { scale: o.scale_by.as_ref().filter(|s| s.len() == 1).map(|s| s[0]), scale_keys: o.scale_keys.clone() };
         visit_mut(inner_mut(model.as_mut()), &mut |m| m.update_for_rescale(&info))?;
-        Ok(RescaleOutput { irreps, model, scale_keys: o.scale_keys, shift_keys: o.shift_keys, params, default_kind, has_scale: o.scale_by.is_some(), has_shift: o.shift_by.is_some() })
+        Ok(RescaleOutput { irreps, model, scale_keys: o.scale_keys, shift_keys: o.shift_keys, params, scale_t, shift_t, default_kind, has_scale: o.scale_by.is_some(), has_shift: o.shift_by.is_some() })
     }
 
-    fn tensor(&self, name: &str) -> Tensor {
-        self.params.named().into_iter().find(|t| t.name == name).map(|t| t.tensor).expect("RescaleOutput registers scale_by and shift_by")
-    }
     pub fn scale_by(&self) -> Option<Tensor> {
-        self.has_scale.then(|| self.tensor("scale_by"))
+        self.has_scale.then(|| self.scale_t.shallow_clone())
     }
     pub fn shift_by(&self) -> Option<Tensor> {
-        self.has_shift.then(|| self.tensor("shift_by"))
+        self.has_shift.then(|| self.shift_t.shallow_clone())
     }
 
     /// `scale(data, force_process=True)`: model units → physical units.

@@ -3,7 +3,9 @@
 //! `metrics_initialization.csv`, `config.yaml`, `best_model.safetensors`,
 //! `last_model.safetensors` (nequip-rs model files) and `trainer_state.safetensors` (optimizer,
 //! EMA, scheduler, early stopping, progress). Every file is written atomically (temp file +
-//! rename), so a kill at any moment leaves the previous complete version.
+//! rename), so a kill at any moment leaves the previous complete version. The CSVs and the log
+//! are kept in memory and written once per epoch (and when dropped, e.g. on an error), not per
+//! batch.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,10 +16,8 @@ use tch::Tensor;
 /// Write `bytes` to `path` through a temporary file and a rename.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let r = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
+    // rename makes it atomic for a killed process; no fsync (a power cut is not the concern)
+    let r = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
     if let Err(e) = r.and_then(|_| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -30,6 +30,7 @@ pub struct Csv {
     path: PathBuf,
     header: Option<Vec<String>>,
     lines: Vec<String>,
+    dirty: bool,
 }
 
 impl Csv {
@@ -38,7 +39,7 @@ impl Csv {
         let text = if keep { std::fs::read_to_string(&path).unwrap_or_default() } else { String::new() };
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
         let header = (!lines.is_empty()).then(|| lines.remove(0).split(',').map(|s| s.trim().to_string()).collect());
-        Csv { path, header, lines }
+        Csv { path, header, lines, dirty: !keep }
     }
 
     /// Append a row (the first row fixes the header; nequip's number formatting).
@@ -49,10 +50,16 @@ impl Csv {
         let header = self.header.as_ref().map(|h| h.as_slice()).unwrap_or(&[]);
         let cells: Vec<String> = header.iter().map(|h| values.iter().find(|(k, _)| k == h).map(|(_, v)| format_cell(h, *v)).unwrap_or_default()).collect();
         self.lines.push(cells.join(","));
-        self.flush()
+        self.dirty = true;
+        Ok(())
     }
 
-    fn flush(&self) -> std::io::Result<()> {
+    /// Write the file (atomically) if rows were added since the last flush.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        self.dirty = false;
         let mut text = self.header.as_ref().map(|h| h.join(",")).unwrap_or_default();
         text.push('\n');
         for l in &self.lines {
@@ -64,6 +71,9 @@ impl Csv {
 
     pub fn len(&self) -> usize {
         self.lines.len()
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
     }
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
@@ -82,13 +92,14 @@ fn format_cell(name: &str, v: f64) -> String {
 pub struct Log {
     path: PathBuf,
     text: String,
+    dirty: bool,
     pub echo: bool,
 }
 
 impl Log {
     pub fn open(path: PathBuf, keep: bool, echo: bool) -> Self {
         let text = if keep { std::fs::read_to_string(&path).unwrap_or_default() } else { String::new() };
-        Log { path, text, echo }
+        Log { path, text, dirty: !keep, echo }
     }
     pub fn line(&mut self, s: &str) {
         if self.echo {
@@ -97,7 +108,27 @@ impl Log {
         }
         self.text.push_str(s);
         self.text.push('\n');
-        let _ = atomic_write(&self.path, self.text.as_bytes());
+        self.dirty = true;
+    }
+    /// Write the file (atomically) if lines were added since the last flush.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if self.dirty {
+            self.dirty = false;
+            atomic_write(&self.path, self.text.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+impl Drop for Csv {
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 

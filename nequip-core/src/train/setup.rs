@@ -183,9 +183,8 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
         }
     }
 
-    tch::manual_seed(seed);
     let ts = TrainingSet { dataset: &dataset, indices: Some(&loader.train_idcs) };
-    let model = model_from_config(&mut config, BuildOptions { initialize: !restart, deploy: false, dataset: Some(ts) })?;
+    let model = crate::model::with_seed(seed, || model_from_config(&mut config, BuildOptions { initialize: !restart, deploy: false, dataset: Some(ts) }))?;
     let loss = Loss::from_coeffs(&t.loss_coeffs)?;
     for k in loss.keys() {
         if !model.irreps_out().contains_key(k) {

@@ -264,6 +264,7 @@ impl Trainer {
             }
             self.state.epoch = 0;
             self.best_check(&row_map(&row), 0)?;
+            self.flush_files()?;
         }
         self.state.epoch = self.state.epoch.max(0);
         while self.state.stop_reason.is_none() {
@@ -305,12 +306,23 @@ impl Trainer {
                 super::setup::save_progress(self)?;
             }
             self.periodic_checkpoints()?;
+            self.flush_files()?;
         }
         let reason = self.state.stop_reason.clone().unwrap_or_default();
         self.log.line(&format!("! Stop training: {reason}"));
         self.log.line(&format!("Wall time: {}", start.elapsed().as_secs_f64()));
         super::setup::save_progress(self)?;
+        self.flush_files()?;
         Ok(self.state.clone())
+    }
+
+    /// Write the log and the CSVs (once per epoch).
+    fn flush_files(&mut self) -> Result<(), TrainError> {
+        let dir = self.run_dir.clone();
+        for c in [&mut self.csv_epoch, &mut self.csv_train, &mut self.csv_val, &mut self.csv_init] {
+            c.flush().map_err(|e| TrainError::io(&dir, e))?;
+        }
+        self.log.flush().map_err(|e| TrainError::io(&dir, e))
     }
 
     /// Save `best_model` when `metrics_key` improved (EMA weights when `use_ema`).

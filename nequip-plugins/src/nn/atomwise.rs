@@ -165,6 +165,9 @@ pub struct PerSpeciesScaleShiftKeys {
 pub struct PerSpeciesScaleShift {
     irreps: GraphIrreps,
     params: Params,
+    /// Shallow handles of the registered `shifts` / `scales` (empty when absent).
+    shifts: Tensor,
+    scales: Tensor,
     field: String,
     out_field: String,
     has_scales: bool,
@@ -192,21 +195,15 @@ impl NnModule for PerSpeciesScaleShift {
         let irreps = init_irreps(&ctx.name, &ctx.irreps_in, &my_in, &[], &out)?;
         let params = Params::new(ctx.device, ctx.default_kind);
         let empty = Tensor::zeros([0], (ctx.default_kind, ctx.device));
-        let _ = match &k.shifts {
+        let shifts = match &k.shifts {
             Some(s) => params.add("shifts", &per_type(s, k.num_types, "shifts", &ctx.name, ctx.default_kind)?, k.shifts_trainable),
             None => params.add("shifts", &empty, false),
         };
-        let _ = match &k.scales {
+        let scales = match &k.scales {
             Some(s) => params.add("scales", &per_type(s, k.num_types, "scales", &ctx.name, ctx.default_kind)?, k.scales_trainable),
             None => params.add("scales", &empty, false),
         };
-        Ok(PerSpeciesScaleShift { irreps, params, field: k.field, out_field, has_scales: k.scales.is_some(), has_shifts: k.shifts.is_some(), arguments_in_dataset_units: k.arguments_in_dataset_units })
-    }
-}
-
-impl PerSpeciesScaleShift {
-    fn get(&self, name: &str) -> Tensor {
-        self.params.named().into_iter().find(|t| t.name == name).map(|t| t.tensor).expect("registered in build")
+        Ok(PerSpeciesScaleShift { irreps, params, shifts, scales, field: k.field, out_field, has_scales: k.scales.is_some(), has_shifts: k.shifts.is_some(), arguments_in_dataset_units: k.arguments_in_dataset_units })
     }
 }
 
@@ -222,10 +219,10 @@ impl GraphModule for PerSpeciesScaleShift {
             return Err(ModelError::invalid("PerSpeciesScaleShift", format!("`{}` has {} rows for {} atoms", self.field, x.size()[0], species.size()[0])));
         }
         if self.has_scales {
-            x = self.get("scales").index_select(0, &species).view([-1, 1]) * x;
+            x = self.scales.index_select(0, &species).view([-1, 1]) * x;
         }
         if self.has_shifts {
-            x = self.get("shifts").index_select(0, &species).view([-1, 1]) + x;
+            x = self.shifts.index_select(0, &species).view([-1, 1]) + x;
         }
         data.insert(self.out_field.clone(), x);
         Ok(data)
@@ -242,10 +239,9 @@ impl GraphModule for PerSpeciesScaleShift {
         }
         if let Some(s) = r.scale {
             tch::no_grad(|| {
-                for name in ["scales", "shifts"] {
-                    let mut t = self.get(name);
+                for t in [&self.scales, &self.shifts] {
                     if t.numel() > 0 {
-                        let _ = t.g_div_scalar_(s);
+                        let _ = t.shallow_clone().g_div_scalar_(s);
                     }
                 }
             });
