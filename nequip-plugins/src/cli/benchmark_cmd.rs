@@ -12,7 +12,7 @@
 //! `bench/nequip_benchmark.py` does the same measurement on Python nequip 0.6.2. Differences
 //! from nequip-benchmark: the first `--n-data` frames are used (not a seeded random pick), all of
 //! them batched into one call (nequip cycles over single frames), and the statistics are the
-//! min/median/mean of individually timed calls.
+//! min/median/mean of individually timed calls (structures/s and atom-steps/s from the min).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
