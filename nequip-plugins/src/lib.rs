@@ -14,6 +14,10 @@
 //! [`link`] (the `nequip` binary and [`cli::main`] do). A downstream crate defines its own
 //! `link()` the same way and calls both before running the CLI.
 
+// The error enums carry their context (file, key, position, searched names) by value and are
+// only built on failure paths, so their size is not worth boxing.
+#![allow(clippy::result_large_err)]
+
 pub mod cli;
 pub mod data;
 pub mod losses;

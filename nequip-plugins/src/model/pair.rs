@@ -10,7 +10,6 @@
 //!   `pair_potential` → `total_energy_sum` (sum of `atomic_energy` into `total_energy`).
 
 // `BuildError` is the framework's error type, shared by every builder.
-#![allow(clippy::result_large_err)]
 
 use nequip_core::config::Config;
 use nequip_core::data::keys::*;

@@ -22,7 +22,6 @@
 //!   nequip and fails in `forward`; here it is an error when building.
 
 // `ModelError` is the framework's error type, shared by every module.
-#![allow(clippy::result_large_err)]
 
 use nequip_core::config::{Mapping, Resolution, Value};
 use nequip_core::data::dict::with_edge_vectors;
