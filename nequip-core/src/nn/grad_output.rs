@@ -63,15 +63,7 @@ impl GradientOutput {
 }
 
 impl GraphModule for GradientOutput {
-    fn type_name(&self) -> &str {
-        "GradientOutput"
-    }
-    fn irreps(&self) -> &GraphIrreps {
-        &self.irreps
-    }
-    fn irreps_mut(&mut self) -> &mut GraphIrreps {
-        &mut self.irreps
-    }
+    crate::graph_module_boilerplate!("GradientOutput", wraps = func);
     fn forward(&self, mut data: AtomicDataDict, training: bool) -> Result<AtomicDataDict, ModelError> {
         let mut leaves = Vec::new();
         for w in &self.wrt {
@@ -88,12 +80,6 @@ impl GraphModule for GradientOutput {
             data.insert(f.clone(), if self.sign < 0.0 { -g } else { g });
         }
         Ok(data)
-    }
-    fn children(&self) -> Vec<(String, &dyn GraphModule)> {
-        vec![("func".into(), self.func.as_ref())]
-    }
-    fn children_mut(&mut self) -> Vec<&mut dyn GraphModule> {
-        vec![self.func.as_mut()]
     }
 }
 
@@ -117,15 +103,7 @@ impl PartialForceOutput {
 }
 
 impl GraphModule for PartialForceOutput {
-    fn type_name(&self) -> &str {
-        "PartialForceOutput"
-    }
-    fn irreps(&self) -> &GraphIrreps {
-        &self.irreps
-    }
-    fn irreps_mut(&mut self) -> &mut GraphIrreps {
-        &mut self.irreps
-    }
+    crate::graph_module_boilerplate!("PartialForceOutput", wraps = func);
     fn forward(&self, mut data: AtomicDataDict, training: bool) -> Result<AtomicDataDict, ModelError> {
         let pos = grad_leaf(field(&data, "PartialForceOutput", POSITIONS_KEY)?);
         data.insert(POSITIONS_KEY.into(), pos.shallow_clone());
@@ -142,12 +120,6 @@ impl GraphModule for PartialForceOutput {
         out.insert(FORCE_KEY.into(), partial.sum_dim_intlist([0i64].as_slice(), false, partial.kind()));
         out.insert(PARTIAL_FORCE_KEY.into(), partial);
         Ok(out)
-    }
-    fn children(&self) -> Vec<(String, &dyn GraphModule)> {
-        vec![("func".into(), self.func.as_ref())]
-    }
-    fn children_mut(&mut self) -> Vec<&mut dyn GraphModule> {
-        vec![self.func.as_mut()]
     }
 }
 
@@ -170,15 +142,7 @@ impl StressOutput {
 }
 
 impl GraphModule for StressOutput {
-    fn type_name(&self) -> &str {
-        "StressOutput"
-    }
-    fn irreps(&self) -> &GraphIrreps {
-        &self.irreps
-    }
-    fn irreps_mut(&mut self) -> &mut GraphIrreps {
-        &mut self.irreps
-    }
+    crate::graph_module_boilerplate!("StressOutput", wraps = func);
     fn own_tensors(&self) -> Vec<NamedTensor> {
         // nequip's TorchScript placeholder buffer, kept so state dicts match by name
         vec![NamedTensor { name: "_empty".into(), tensor: Tensor::zeros([0], (Kind::Float, tch::Device::Cpu)), trainable: false }]
@@ -224,11 +188,5 @@ impl GraphModule for StressOutput {
         out.insert(VIRIAL_KEY.into(), -virial);
         out.insert(POSITIONS_KEY.into(), pos);
         Ok(out)
-    }
-    fn children(&self) -> Vec<(String, &dyn GraphModule)> {
-        vec![("func".into(), self.func.as_ref())]
-    }
-    fn children_mut(&mut self) -> Vec<&mut dyn GraphModule> {
-        vec![self.func.as_mut()]
     }
 }

@@ -199,6 +199,34 @@ pub trait GraphModule: AsAny + std::fmt::Debug + Send {
     }
 }
 
+/// The `type_name` / `irreps` / `irreps_mut` methods of a [`GraphModule`] whose struct has an
+/// `irreps: GraphIrreps` field, and with `wraps = field` the `children` / `children_mut` of a
+/// wrapper around one `Box<dyn GraphModule>` field (named as in nequip's state dicts: `func`,
+/// `model`). Use inside `impl GraphModule for ...`.
+#[macro_export]
+macro_rules! graph_module_boilerplate {
+    ($name:literal) => {
+        fn type_name(&self) -> &str {
+            $name
+        }
+        fn irreps(&self) -> &$crate::nn::GraphIrreps {
+            &self.irreps
+        }
+        fn irreps_mut(&mut self) -> &mut $crate::nn::GraphIrreps {
+            &mut self.irreps
+        }
+    };
+    ($name:literal, wraps = $field:ident) => {
+        $crate::graph_module_boilerplate!($name);
+        fn children(&self) -> Vec<(String, &dyn $crate::nn::GraphModule)> {
+            vec![(stringify!($field).into(), self.$field.as_ref())]
+        }
+        fn children_mut(&mut self) -> Vec<&mut dyn $crate::nn::GraphModule> {
+            vec![self.$field.as_mut()]
+        }
+    };
+}
+
 /// Every parameter and buffer of `m` and its children, with PyTorch's dotted names
 /// (`state_dict()` order: own tensors first, then children in order).
 pub fn named_tensors(m: &dyn GraphModule) -> Vec<NamedTensor> {

@@ -174,15 +174,7 @@ impl GraphModel {
 }
 
 impl GraphModule for GraphModel {
-    fn type_name(&self) -> &str {
-        "GraphModel"
-    }
-    fn irreps(&self) -> &GraphIrreps {
-        &self.irreps
-    }
-    fn irreps_mut(&mut self) -> &mut GraphIrreps {
-        &mut self.irreps
-    }
+    crate::graph_module_boilerplate!("GraphModel", wraps = model);
     fn forward(&self, data: AtomicDataDict, training: bool) -> Result<AtomicDataDict, ModelError> {
         let mut input = AtomicDataDict::new();
         for (k, v) in data {
@@ -192,11 +184,5 @@ impl GraphModule for GraphModel {
             }
         }
         self.model.forward(input, training)
-    }
-    fn children(&self) -> Vec<(String, &dyn GraphModule)> {
-        vec![("model".into(), self.model.as_ref())]
-    }
-    fn children_mut(&mut self) -> Vec<&mut dyn GraphModule> {
-        vec![self.model.as_mut()]
     }
 }

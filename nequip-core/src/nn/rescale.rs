@@ -148,15 +148,7 @@ fn inner_mut(m: &mut dyn GraphModule) -> &mut dyn GraphModule {
 }
 
 impl GraphModule for RescaleOutput {
-    fn type_name(&self) -> &str {
-        "RescaleOutput"
-    }
-    fn irreps(&self) -> &GraphIrreps {
-        &self.irreps
-    }
-    fn irreps_mut(&mut self) -> &mut GraphIrreps {
-        &mut self.irreps
-    }
+    crate::graph_module_boilerplate!("RescaleOutput", wraps = model);
     fn forward(&self, data: AtomicDataDict, training: bool) -> Result<AtomicDataDict, ModelError> {
         let mut data = self.model.forward(data, training)?;
         if training {
@@ -188,11 +180,5 @@ impl GraphModule for RescaleOutput {
     }
     fn own_tensors(&self) -> Vec<NamedTensor> {
         self.params.named()
-    }
-    fn children(&self) -> Vec<(String, &dyn GraphModule)> {
-        vec![("model".into(), self.model.as_ref())]
-    }
-    fn children_mut(&mut self) -> Vec<&mut dyn GraphModule> {
-        vec![self.model.as_mut()]
     }
 }

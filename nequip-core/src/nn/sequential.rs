@@ -123,15 +123,7 @@ impl SequentialGraphNetwork {
 }
 
 impl GraphModule for SequentialGraphNetwork {
-    fn type_name(&self) -> &str {
-        "SequentialGraphNetwork"
-    }
-    fn irreps(&self) -> &GraphIrreps {
-        &self.irreps
-    }
-    fn irreps_mut(&mut self) -> &mut GraphIrreps {
-        &mut self.irreps
-    }
+    crate::graph_module_boilerplate!("SequentialGraphNetwork");
     fn forward(&self, mut data: AtomicDataDict, training: bool) -> Result<AtomicDataDict, ModelError> {
         for (_, m) in &self.modules {
             data = m.forward(data, training)?;

@@ -17,21 +17,7 @@ pub mod pair;
 use nequip_core::e3nn::Irreps;
 use nequip_core::nn::ModelError;
 
-/// The `type_name` / `irreps` / `irreps_mut` methods of a module with an `irreps` field.
-macro_rules! graph_module_boilerplate {
-    ($name:literal) => {
-        fn type_name(&self) -> &str {
-            $name
-        }
-        fn irreps(&self) -> &nequip_core::nn::GraphIrreps {
-            &self.irreps
-        }
-        fn irreps_mut(&mut self) -> &mut nequip_core::nn::GraphIrreps {
-            &mut self.irreps
-        }
-    };
-}
-pub(crate) use graph_module_boilerplate;
+pub(crate) use nequip_core::graph_module_boilerplate;
 
 /// Parse an irreps key, the error naming the module and the key.
 pub fn parse_irreps(s: &str, module: &str, key: &str) -> Result<Irreps, ModelError> {
