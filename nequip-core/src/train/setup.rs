@@ -222,6 +222,7 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
         csv_init: Csv::open(run_dir.join("metrics_initialization.csv"), keep),
         config,
         model,
+        params,
         run_dir: run_dir.clone(),
         dataset,
         val_dataset,
@@ -316,17 +317,16 @@ pub fn save_progress(tr: &mut Trainer) -> Result<(), TrainError> {
 
 /// Write a model file of the current weights (the EMA weights with `ema`, when used).
 pub fn save_model(tr: &mut Trainer, name: &str, ema: bool) -> Result<(), TrainError> {
-    let params = tr.model.parameters();
     let swap = ema && tr.ema.is_some();
     if swap {
         if let Some(e) = tr.ema.as_mut() {
-            e.swap(&params);
+            e.swap(&tr.params);
         }
     }
     let r = model_file::save(&tr.run_dir.join(name), &tr.model, &tr.config);
     if swap {
         if let Some(e) = tr.ema.as_mut() {
-            e.swap(&params);
+            e.swap(&tr.params);
         }
     }
     Ok(r?)

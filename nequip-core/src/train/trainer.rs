@@ -54,6 +54,8 @@ pub struct ProgressState {
 pub struct Trainer {
     pub config: Config,
     pub model: GraphModel,
+    /// The model's trainable parameters (fixed at set-up; loading a state dict copies in place).
+    pub params: Vec<Tensor>,
     pub run_dir: std::path::PathBuf,
     pub dataset: InMemoryDataset,
     pub val_dataset: Option<InMemoryDataset>,
@@ -125,7 +127,7 @@ impl Trainer {
     /// One batch (nequip's `batch_step`): `(loss, loss terms)`; trains unless `validation`.
     fn batch_step(&mut self, data: &AtomicDataDict, validation: bool) -> Result<(f64, Vec<(String, f64)>), TrainError> {
         let reference = self.model.unscale(data);
-        let params = self.model.parameters();
+        let params = &self.params;
         let (loss, parts, out_phys) = if validation {
             let out = self.model.forward(data.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(), false)?;
             let (loss, parts) = self.loss.compute(&self.model.unscale(&out), &reference)?;
@@ -133,7 +135,7 @@ impl Trainer {
         } else {
             let out = self.model.forward(reference.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(), true)?;
             let (loss, parts) = self.loss.compute(&out, &reference)?;
-            for p in &params {
+            for p in params {
                 let mut g = p.grad();
                 if g.defined() {
                     let _ = g.zero_();
@@ -141,11 +143,11 @@ impl Trainer {
             }
             loss.backward();
             if self.max_gradient_norm.is_finite() {
-                clip_grad_norm(&params, self.max_gradient_norm);
+                clip_grad_norm(params, self.max_gradient_norm);
             }
-            self.optimizer.step(&params, self.state.lr);
+            self.optimizer.step(params, self.state.lr);
             if let Some(e) = self.ema.as_mut() {
-                e.update(&params);
+                e.update(params);
             }
             let out = self.model.scale(&out.into_iter().map(|(k, v)| (k, v.detach())).collect());
             (loss, parts, out)
@@ -166,10 +168,9 @@ impl Trainer {
         let batches = if validation { self.loader.val_batches() } else { self.loader.train_batches(epoch.max(1) as usize - 1) };
         if validation { &mut self.val_metrics } else { &mut self.train_metrics }.reset();
         let use_ema = validation && self.ema.is_some();
-        let params = self.model.parameters();
         if use_ema {
             if let Some(e) = self.ema.as_mut() {
-                e.swap(&params);
+                e.swap(&self.params);
             }
         }
         let mut stat = LossStat::default();
@@ -216,7 +217,7 @@ impl Trainer {
         progress.finish();
         if use_ema {
             if let Some(e) = self.ema.as_mut() {
-                e.swap(&params);
+                e.swap(&self.params);
             }
         }
         result?;
