@@ -9,7 +9,6 @@ mod model_common;
 use nequip_core::config::{Config, Source};
 use nequip_core::data::{AtomicData, NpzDataset, NpzOptions, TypeMapper};
 use nequip_core::model::testing::*;
-use nequip_core::model::{model_from_config, BuildOptions};
 use nequip_core::nn::GraphModel;
 
 const R_MAX: f64 = 3.0;
@@ -48,11 +47,7 @@ impl Variant {
 
 /// A model from YAML text in nequip's format (placeholders for dataset statistics, random weights).
 fn build_yaml(text: &str) -> GraphModel {
-    nequip_plugins::link();
-    tch::manual_seed(127);
-    let mut c = Config::from_yaml_str(text, "model_kit.yaml").unwrap();
-    c.set("device", "cpu".into(), Source::Cli("device".into()));
-    model_from_config(&mut c, BuildOptions::default()).unwrap_or_else(|e| panic!("building\n{text}: {e}"))
+    nequip_core::model::with_seed(127, || model_common::build_yaml(text))
 }
 
 /// CH3CHO, H2 and a rattled 2×2×1 fcc Cu cell (types mixed), neighbor lists at `r_max`.
@@ -226,8 +221,7 @@ fn the_shipped_configs_models_pass_the_model_tests() {
         if !matches!(c.get("avg_num_neighbors"), Some(nequip_core::config::Value::Number(_))) {
             c.set("avg_num_neighbors", 10.0.into(), Source::Cli("test".into()));
         }
-        tch::manual_seed(127);
-        let model = model_from_config(&mut c, BuildOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let model = nequip_core::model::with_seed(127, || model_common::try_build(&mut c, false)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let r_max = c.get("r_max").and_then(nequip_core::config::Value::as_f64).unwrap();
         let num_types = c.get("num_types").and_then(nequip_core::config::Value::as_i64).unwrap();
         let mut opts = KitOptions::new(&model, r_max, num_types);

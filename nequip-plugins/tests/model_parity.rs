@@ -85,14 +85,6 @@ fn frame0_intermediates_equal_nequip() {
     assert!(checked >= 12, "compared {checked} intermediate fields");
 }
 
-/// A model from YAML text in nequip's format, built without initializing (placeholders).
-fn build_yaml(text: &str) -> nequip_core::nn::GraphModel {
-    nequip_plugins::link();
-    let mut c = nequip_core::config::Config::from_yaml_str(text, "test.yaml").unwrap();
-    c.set("device", "cpu".into(), nequip_core::config::Source::Cli("device".into()));
-    nequip_core::model::model_from_config(&mut c, Default::default()).unwrap()
-}
-
 #[test]
 fn parameter_counts_of_nequips_minimal_and_example_configs() {
     // the model keys of nequip 0.6.2's configs/minimal.yaml and configs/example.yaml
@@ -107,13 +99,8 @@ fn parameter_counts_of_nequips_minimal_and_example_configs() {
 
 #[test]
 fn builder_order_mistakes_say_which_comes_first() {
-    nequip_plugins::link();
     let base = "r_max: 4.0\nl_max: 1\nparity: true\nnum_features: 4\nchemical_symbols: [H]\navg_num_neighbors: 5.0\n";
-    let err = |builders: &str| {
-        let mut c = nequip_core::config::Config::from_yaml_str(&format!("{base}model_builders: {builders}\n"), "t.yaml").unwrap();
-        c.set("device", "cpu".into(), nequip_core::config::Source::Cli("device".into()));
-        nequip_core::model::model_from_config(&mut c, Default::default()).unwrap_err().to_string()
-    };
+    let err = |builders: &str| build_yaml_err(&format!("{base}model_builders: {builders}\n"));
     let e = err("[ForceOutput, EnergyModel]");
     assert!(e.contains("ForceOutput takes the model") && e.contains("cannot come first"), "{e}");
     let e = err("[SimpleIrrepsConfig, EnergyModel, ForceOutput, PerSpeciesRescale]");

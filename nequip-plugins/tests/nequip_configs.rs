@@ -11,13 +11,9 @@
 //! pattern); the keys of nequip's files stay.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
@@ -97,60 +93,9 @@ fn best_model(run: &Path) -> (BTreeMap<String, Vec<i64>>, i64) {
 
 // ---------- a loopback HTTP server ----------
 
-/// Serves `routes` (path without query → body) on 127.0.0.1 over HTTP/1.1, one connection at a
-/// time, unknown paths 404; stops by itself after `max_requests` requests or 120 s.
-struct Server {
-    base: String,
-    requests: Arc<AtomicUsize>,
-}
-
-impl Server {
-    fn start(routes: BTreeMap<&'static str, Vec<u8>>, max_requests: usize) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(AtomicUsize::new(0));
-        let count = requests.clone();
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while count.load(Ordering::SeqCst) < max_requests && Instant::now() < deadline {
-                let Ok((stream, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                count.fetch_add(1, Ordering::SeqCst);
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut reader = BufReader::new(stream);
-                let mut request = String::new();
-                let _ = reader.read_line(&mut request);
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                let target = request.split_whitespace().nth(1).unwrap_or("/");
-                let path = target.split('?').next().unwrap_or(target);
-                let mut stream = reader.into_inner();
-                let (status, body): (&str, &[u8]) = match routes.get(path) {
-                    Some(b) => ("200 OK", b),
-                    None => ("404 Not Found", b"not found"),
-                };
-                let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n", body.len());
-                let _ = stream.write_all(body);
-                let _ = stream.flush();
-            }
-        });
-        Server { base, requests }
-    }
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-    fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
-    }
-}
+#[path = "../../nequip-core/tests/support/loopback_http.rs"]
+mod loopback_http;
+use loopback_http::Server;
 
 /// A zip archive with stored (uncompressed) members, written by hand so the download code is
 /// tested against an archive it did not make.
@@ -375,7 +320,7 @@ fn tiny(base: &str, root: &str, extra: &str) -> String {
 fn nequip_example_downloads_a_zip_and_trains() {
     let npz = std::fs::read(shipped("toluene_xtb.npz")).unwrap();
     let zip = zip_stored(&[("toluene_ccsd_t-train.npz", &npz), ("toluene_ccsd_t-test.npz", &npz)]);
-    let server = Server::start(BTreeMap::from([("/gdml/data/npz/toluene_ccsd_t.zip", zip)]), 4);
+    let server = Server::start(BTreeMap::from([("/gdml/data/npz/toluene_ccsd_t.zip", zip)]), 4, 120);
     let d = Tmp::new("example");
     let example = d.write("example.yaml", &EXAMPLE.replace("{url}", &server.url("/gdml/data/npz/toluene_ccsd_t.zip")).replace("{dir}", &d.path()));
     // before the download: clean, the missing file only a warning
@@ -545,7 +490,7 @@ global_rescale_scale_trainable: false
 #[test]
 fn nequip_full_keys_train_with_a_downloaded_validation_set() {
     let xyz = std::fs::read(shipped("toluene_xtb.extxyz")).unwrap();
-    let server = Server::start(BTreeMap::from([("/files/toluene_xtb.extxyz", xyz.clone())]), 4);
+    let server = Server::start(BTreeMap::from([("/files/toluene_xtb.extxyz", xyz.clone())]), 4, 120);
     let d = Tmp::new("full");
     let full = d.write(
         "full.yaml",
@@ -616,7 +561,7 @@ optimizer_name: Adam
 #[test]
 fn nequip_minimal_stress_keys_train_on_virial() {
     let xyz = cu_as_w14(20);
-    let server = Server::start(BTreeMap::from([("/Datasets/w-14.zip", zip_stored(&[("w-14.xyz", xyz.as_bytes())]))]), 4);
+    let server = Server::start(BTreeMap::from([("/Datasets/w-14.zip", zip_stored(&[("w-14.xyz", xyz.as_bytes())]))]), 4, 120);
     let d = Tmp::new("stress");
     let base = d.write("minimal_stress.yaml", &MINIMAL_STRESS.replace("{url}", &server.url("/Datasets/w-14.zip")).replace("{dir}", &d.path()));
     check_clean(&d.0, &base, &["w-14.xyz` does not exist"]);
@@ -688,7 +633,7 @@ optimizer_name: Adam
 #[test]
 fn nequip_minimal_and_pair_keys_download_an_npz_and_train() {
     let npz = std::fs::read(shipped("toluene_xtb.npz")).unwrap();
-    let server = Server::start(BTreeMap::from([("/npz/toluene_xtb.npz", npz)]), 4);
+    let server = Server::start(BTreeMap::from([("/npz/toluene_xtb.npz", npz)]), 4, 120);
     let d = Tmp::new("pair");
     let pair = d.write("minimal_pair.yaml", &MINIMAL_PAIR.replace("{url}", &server.url("/npz/toluene_xtb.npz?raw=true")).replace("{dir}", &d.path()));
     check_clean(&d.0, &pair, &["toluene_xtb.npz` does not exist"]);

@@ -4,9 +4,8 @@
 //! polynomial cutoff), forces against central finite differences, zero beyond `r_max`,
 //! state-dict names, `update_for_rescale`, composition with `model_builders`, order errors.
 
-use nequip_core::config::{Config, Source, Value};
+use nequip_core::config::Config;
 use nequip_core::data::AtomicDataDict;
-use nequip_core::model::{model_from_config, BuildOptions};
 use nequip_core::nn::grad_output::GradientOutput;
 use nequip_core::nn::graph::RescaleInfo;
 use nequip_core::nn::module::build_module;
@@ -15,19 +14,19 @@ use nequip_core::nn::{GraphModel, GraphModule, IrrepsDict, LayerSpec, Sequential
 use nequip_plugins::nn::pair::{LennardJones, SimpleLennardJones};
 use tch::{Kind, Tensor};
 
+mod model_common;
+
 const R_MAX: f64 = 3.0;
 
 fn config(yaml: &str) -> Config {
     nequip_plugins::link();
     let types = if yaml.contains("type_names") || yaml.contains("type_to_chemical_symbol") { "" } else { "chemical_symbols: [H, O]\n" };
     let text = format!("model_dtype: float64\ndefault_dtype: float64\nr_max: {R_MAX}\n{types}{yaml}");
-    let mut c = Config::from_yaml_str(&text, "pair_test.yaml").unwrap();
-    c.set("device", Value::String("cpu".into()), Source::Cli("device".into()));
-    c
+    model_common::cpu_config(&text, "pair_test.yaml")
 }
 
 fn build_with(yaml: &str, initialize: bool) -> Result<GraphModel, String> {
-    model_from_config(&mut config(yaml), BuildOptions { initialize, ..Default::default() }).map_err(|e| e.to_string())
+    model_common::try_build(&mut config(yaml), initialize)
 }
 
 fn build(yaml: &str) -> GraphModel {

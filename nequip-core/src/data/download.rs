@@ -170,65 +170,14 @@ fn unpack_zip(archive: &Path, dir: &Path) -> Result<Vec<String>, String> {
 }
 
 #[cfg(test)]
+#[path = "../../tests/support/loopback_http.rs"]
+mod loopback_http;
+
+#[cfg(test)]
 mod tests {
+    use super::loopback_http::{Reply, Server};
     use super::*;
     use std::collections::BTreeMap;
-    use std::io::BufRead;
-    use std::net::TcpListener;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::time::Instant;
-
-    /// A response the loopback server gives for a path.
-    #[derive(Clone)]
-    enum Reply {
-        Ok(Vec<u8>),
-        /// Announces `len` bytes, sends the first `sent`, closes.
-        Truncated { data: Vec<u8>, len: usize },
-    }
-
-    /// An HTTP/1.1 server on 127.0.0.1 for at most `max_requests` requests and 30 s; then it
-    /// stops by itself. Unknown paths are 404. Returns the base URL and the request counter.
-    fn serve(routes: BTreeMap<String, Reply>, max_requests: usize) -> (String, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let count = Arc::new(AtomicUsize::new(0));
-        let c = count.clone();
-        std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while c.load(Ordering::SeqCst) < max_requests && Instant::now() < deadline {
-                let Ok((stream, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                c.fetch_add(1, Ordering::SeqCst);
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut reader = std::io::BufReader::new(stream);
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                let target = line.split_whitespace().nth(1).unwrap_or("/");
-                let path = target.split('?').next().unwrap_or(target).to_string();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                let mut stream = reader.into_inner();
-                let (status, body, len) = match routes.get(&path) {
-                    Some(Reply::Ok(d)) => ("200 OK", d.clone(), d.len()),
-                    Some(Reply::Truncated { data, len }) => ("200 OK", data.clone(), *len),
-                    None => ("404 Not Found", b"not here".to_vec(), 8),
-                };
-                let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
-                let _ = stream.write_all(&body);
-                let _ = stream.flush();
-            }
-        });
-        (base, count)
-    }
 
     /// A fresh temporary folder, removed when dropped.
     struct Tmp(PathBuf);
@@ -284,7 +233,8 @@ mod tests {
             ("/cut.npz".to_string(), Reply::Truncated { data: vec![1; 10], len: 1000 }),
             ("/bad.zip".to_string(), Reply::Ok(b"not a zip".to_vec())),
         ]);
-        let (base, count) = serve(routes, 8);
+        let server = Server::start_replies(routes, 8, 30);
+        let base = server.url("");
 
         // a plain file, named by the URL
         let d = tmp("plain");
@@ -292,9 +242,9 @@ mod tests {
         assert!(ensure_file(&f, &format!("{base}/data/t.npz?x=1")).unwrap());
         assert_eq!(std::fs::read(&f).unwrap(), npz);
         // present: no request
-        let before = count.load(Ordering::SeqCst);
+        let before = server.requests();
         assert!(!ensure_file(&f, &format!("{base}/data/t.npz")).unwrap());
-        assert_eq!(count.load(Ordering::SeqCst), before);
+        assert_eq!(server.requests(), before);
 
         // a zip, unpacked next to the expected file (folders kept), the zip kept
         let d = tmp("zip");
@@ -321,11 +271,11 @@ mod tests {
         assert_eq!(files(&d), ["bad.zip"]);
 
         // not http(s), no file name: no request at all
-        let before = count.load(Ordering::SeqCst);
+        let before = server.requests();
         let e = ensure_file(&d.join("y.npz"), "ftp://example.invalid/y.npz").unwrap_err().to_string();
         assert!(e.contains("only http:// and https://"), "{e}");
         assert!(ensure_file(&d.join("y.npz"), &format!("{base}/")).unwrap_err().to_string().contains("does not end in a file name"));
-        assert_eq!(count.load(Ordering::SeqCst), before);
+        assert_eq!(server.requests(), before);
     }
 
     #[test]

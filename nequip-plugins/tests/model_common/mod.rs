@@ -38,6 +38,29 @@ pub fn config(case: &str) -> Config {
     c
 }
 
+/// YAML text in nequip's format as a config on the CPU (the built-ins linked).
+pub fn cpu_config(text: &str, name: &str) -> Config {
+    nequip_plugins::link();
+    let mut c = Config::from_yaml_str(text, name).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+    c.set("device", Value::String("cpu".into()), Source::Cli("device".into()));
+    c
+}
+
+/// Build a config's model (no dataset: placeholders unless `initialize`), errors as text.
+pub fn try_build(c: &mut Config, initialize: bool) -> Result<GraphModel, String> {
+    model_from_config(c, BuildOptions { initialize, ..Default::default() }).map_err(|e| e.to_string())
+}
+
+/// The model of YAML text in nequip's format, built without initializing.
+pub fn build_yaml(text: &str) -> GraphModel {
+    try_build(&mut cpu_config(text, "test.yaml"), false).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+/// The error of building the model of YAML text.
+pub fn build_yaml_err(text: &str) -> String {
+    try_build(&mut cpu_config(text, "test.yaml"), false).err().unwrap_or_else(|| panic!("expected an error for\n{text}"))
+}
+
 /// Build the case's model from its config (not initializing: placeholders) and load nequip's
 /// state dict by name, strictly.
 pub fn model(case: &str) -> GraphModel {
