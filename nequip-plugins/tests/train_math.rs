@@ -158,9 +158,11 @@ fn metrics_in_nequips_names_and_values() {
     m.accumulate(&pred, &r).unwrap();
     let w: BTreeMap<String, f64> = m.flatten(&["H".into(), "C".into()]).into_iter().collect();
     assert!((w["f_mae"] - v["f_mae"]).abs() < 1e-15);
-    // the default: mae and rmse of each loss key
-    let d = Metrics::new(None, &loss).unwrap();
-    let _ = d;
+    // the default: mae and rmse of each loss key, in loss order
+    let mut d = Metrics::new(None, &loss).unwrap();
+    d.accumulate(&pred, &r).unwrap();
+    let names: Vec<String> = d.flatten(&[]).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(names, ["f_mae", "f_rmse", "e_mae", "e_rmse"]);
 }
 
 #[test]
