@@ -145,16 +145,14 @@ impl Activation {
 
     /// Applies the activations along the last axis.
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        // one split (its backward is one `cat`, not a zero tensor per block)
+        let dims: Vec<i64> = self.irreps_in.iter().map(|m| m.dim() as i64).collect();
         let mut parts = Vec::new();
-        let mut start = 0i64;
-        for (m, act) in self.irreps_in.iter().zip(&self.acts) {
-            let n = m.dim() as i64;
-            let xi = x.narrow(-1, start, n);
+        for (xi, act) in x.split_with_sizes(dims.as_slice(), -1).into_iter().zip(&self.acts) {
             parts.push(match act {
                 Some(a) => a.apply_normalized(&xi),
                 None => xi,
             });
-            start += n;
         }
         match parts.len() {
             0 => x.zeros_like(),

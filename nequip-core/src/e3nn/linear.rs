@@ -199,50 +199,63 @@ impl Linear {
                 w.reshape([z, -1])
             }
         });
-        let sl_in = self.irreps_in.slices();
+        // one split of the input and of the weights (the backward of each is one `cat`; a
+        // `narrow` per instruction would allocate a zero tensor of the whole input each)
+        let in_dims: Vec<i64> = self.irreps_in.iter().map(|m| m.dim() as i64).collect();
+        let x_blocks = x.split_with_sizes(in_dims.as_slice(), 1);
+        let w_sizes: Vec<i64> = self
+            .instructions
+            .iter()
+            .map(|i| (i.path_shape.0 * i.path_shape.1) as i64)
+            .collect();
+        let w_chunks = w.as_ref().map(|w| w.split_with_sizes(w_sizes.as_slice(), -1));
         let mut outs: Vec<Option<Tensor>> = (0..self.irreps_out.len()).map(|_| None).collect();
-        let mut off = 0i64;
-        for ins in &self.instructions {
+        for (k, ins) in self.instructions.iter().enumerate() {
             let (mi, mo) = (ins.path_shape.0 as i64, ins.path_shape.1 as i64);
             let d = self.irreps_in[ins.i_in].ir.dim() as i64;
             let n = mi * mo;
             if n == 0 || d == 0 {
                 continue;
             }
-            let w = w.as_ref().expect("Linear: weights are required");
-            let xi = x
-                .narrow(1, sl_in[ins.i_in].start as i64, mi * d)
-                .reshape([z, mi, d]);
-            let wi = w.narrow(-1, off, n);
-            off += n;
+            let wi = &w_chunks.as_ref().expect("Linear: weights are required")[k];
+            let xi = x_blocks[ins.i_in].reshape([z, mi, d]);
             // einsum("(z)uw,zui->zwi") as a (batched) matmul: W^T [.., mo, mi] @ x [z, mi, d]
+            // (the path weight goes on the smaller side: the shared weights)
             let y = if self.shared_weights {
-                wi.reshape([mi, mo]).transpose(0, 1).matmul(&xi)
+                (wi * ins.path_weight).reshape([mi, mo]).transpose(0, 1).matmul(&xi)
             } else {
-                wi.reshape([z, mi, mo]).transpose(1, 2).bmm(&xi)
+                wi.reshape([z, mi, mo]).transpose(1, 2).bmm(&xi) * ins.path_weight
             };
-            let y = (y * ins.path_weight).reshape([z, mo * d]);
+            let y = y.reshape([z, mo * d]);
             let slot = &mut outs[ins.i_out];
             *slot = Some(match slot.take() {
                 Some(prev) => prev + y,
                 None => y,
             });
         }
-        let mut b_off = 0i64;
+        let bias_dims: Vec<i64> = self
+            .irreps_out
+            .iter()
+            .zip(&self.biases)
+            .filter(|(_, &b)| b)
+            .map(|(m, _)| m.dim() as i64)
+            .collect();
+        let mut bias_chunks = match bias {
+            Some(b) if !bias_dims.is_empty() => b.split_with_sizes(bias_dims.as_slice(), -1),
+            _ => Vec::new(),
+        }
+        .into_iter();
         let blocks: Vec<Tensor> = outs
             .into_iter()
             .zip(self.irreps_out.iter().zip(&self.biases))
             .map(|(o, (m, &has_b))| {
                 let dim = m.dim() as i64;
-                let mut t = o.unwrap_or_else(|| Tensor::zeros([z, dim], (x.kind(), x.device())));
+                let t = o.unwrap_or_else(|| Tensor::zeros([z, dim], (x.kind(), x.device())));
                 if has_b {
-                    let b = bias
-                        .expect("Linear: biases are required")
-                        .narrow(-1, b_off, dim);
-                    b_off += dim;
-                    t = t + b;
+                    t + bias_chunks.next().expect("Linear: biases are required")
+                } else {
+                    t
                 }
-                t
             })
             .collect();
         let out = if blocks.is_empty() {
