@@ -22,6 +22,7 @@ pub mod nn;
 pub mod check;
 pub mod config;
 pub mod registry;
+pub mod runtime;
 pub mod suggest;
 pub mod train;
 

@@ -46,6 +46,7 @@ pub enum Command {
 
 /// Parse the process arguments, run, print errors; the exit code is 0 only on success.
 pub fn main() -> ExitCode {
+    nequip_core::runtime::tune_allocator();
     crate::link();
     let cli = match Cli::try_parse() {
         Ok(c) => c,

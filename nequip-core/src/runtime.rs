@@ -1,0 +1,27 @@
+//! Process-wide settings for running models: the C allocator's thresholds.
+//!
+//! libtorch's CPU allocator takes every tensor from `malloc` and gives it back on drop. With
+//! glibc's defaults, blocks above the (adaptive) mmap threshold are fresh `mmap`s and freed
+//! heap tops are trimmed back to the kernel, so a training step that allocates and frees the
+//! same few hundred edge-sized tensors each call spends 10–15 % of its time in page faults
+//! (measured with `perf` on the toluene example model). [`tune_allocator`] keeps such blocks
+//! in the heap for reuse, as PyTorch users get with `jemalloc`/`tcmalloc`.
+
+/// Keep allocations below 1 GiB in the heap and never trim freed heap back to the kernel
+/// (glibc only; a no-op elsewhere). Call once at start-up, before tensors are allocated.
+/// The resident size then stays at the peak of the run, which is what a trainer needs anyway.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const MMAP_THRESHOLD: libc::c_int = 1 << 30;
+        const TRIM_THRESHOLD: libc::c_int = libc::c_int::MAX;
+        const TOP_PAD: libc::c_int = 64 << 20;
+        // SAFETY: mallopt only changes glibc's allocation parameters; it is called before any
+        // other thread of ours allocates and its failure (0) leaves the defaults in place.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+            libc::mallopt(libc::M_TOP_PAD, TOP_PAD);
+        }
+    }
+}
