@@ -3,7 +3,7 @@
 //! chemical embedding (`Linear` on one-hot), `linear_1`, the radial MLP `fc`
 //! (`FullyConnectedNet`, silu), and the per-edge `uvu` tensor product `tp` fed with neighbour
 //! features, edge spherical harmonics and the MLP's per-edge weights; then the scatter-sum over
-//! centres divided by sqrt(avg_num_neighbors), `linear_2`, the self-connection `sc`
+//! centres divided by sqrt(avg_num_neighbors), `linear_2` (also as one `FusedConvolution`), the self-connection `sc`
 //! (`FullyConnectedTensorProduct` of features and one-hot species) and their sum; then the gate
 //! (`ConvNetLayer.equivariant_nonlin`: scalars 8x0e, gates 2 x 8x0e, gated 8x2e + 8x1o in
 //! `feature_irreps_hidden` order, whose sorted input irreps are the convolution's output).
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use nequip_core::data::dict::with_edge_vectors;
 use nequip_core::data::AtomicDataDict;
 use nequip_core::e3nn::tensor_product::TpOptions;
-use nequip_core::e3nn::{spherical_harmonics, Act, FullyConnectedNet, Gate, Irreps, Linear, ShNormalization, TensorProduct};
+use nequip_core::e3nn::{spherical_harmonics, Act, FullyConnectedNet, FusedConvolution, Gate, Irreps, Linear, ShNormalization, TensorProduct};
 use nequip_core::nn::radial::{edge_embedding, one_hot};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -70,6 +70,10 @@ fn first_interaction_block_pieces_match_nequip() {
     let summed = Tensor::zeros([n, msg.size()[1]], (Kind::Double, Device::Cpu)).index_add(0, &data["edge_index"].get(0), &msg) / 10.5f64.sqrt();
     let out2 = linear_2.forward(&summed);
     assert_close(&out2, &inter("layer0_convnet.conv.linear_2__out"), 1e-12, "linear_2");
+    // the same three steps as one FusedConvolution (what InteractionBlock runs)
+    let fused = FusedConvolution::try_new(&tp, &linear_2).expect("fuses");
+    let out2_fused = fused.forward(&neighbours, &sh, &w, &data["edge_index"].get(0), n, Some(10.5f64.sqrt()), linear_2.weight.as_ref().unwrap());
+    assert_close(&out2_fused, &inter("layer0_convnet.conv.linear_2__out"), 1e-12, "fused tp → scatter → linear_2");
     let self_connection = sc.forward(&h, &node_attrs);
     assert_close(&self_connection, &inter("layer0_convnet.conv.sc__out"), 1e-12, "sc (self-connection)");
     assert_close(&(out2 + self_connection), &inter("layer0_convnet.conv__node_features"), 1e-12, "conv output");

@@ -27,6 +27,7 @@
 #![allow(clippy::assign_op_pattern)]
 
 pub mod activation;
+pub mod conv;
 pub mod gate;
 pub mod irreps;
 pub mod linear;
@@ -38,6 +39,7 @@ mod tp_kernels;
 pub mod wigner;
 
 pub use activation::{Act, NormActivation, ShiftedSoftPlus};
+pub use conv::FusedConvolution;
 pub use gate::Gate;
 pub use irreps::{Irrep, Irreps, MulIr, SortedIrreps};
 pub use linear::Linear;

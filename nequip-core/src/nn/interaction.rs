@@ -10,7 +10,7 @@ use tch::nn::Path;
 use tch::Tensor;
 
 use crate::e3nn::tensor_product::TpOptions;
-use crate::e3nn::{Act, E3nnError, FullyConnectedNet, Irreps, Linear, TensorProduct};
+use crate::e3nn::{Act, E3nnError, FullyConnectedNet, FusedConvolution, Irreps, Linear, TensorProduct};
 
 /// The hyper-parameters of an interaction block (nequip's constructor keywords).
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub struct InteractionBlock {
     pub linear_2: Linear,
     pub sc: Option<TensorProduct>,
     pub avg_num_neighbors: Option<f64>,
+    /// `tp → scatter → linear_2` as one computation (same numbers; `None` = the separate ops).
+    pub fused: Option<FusedConvolution>,
     pub irreps_out: Irreps,
 }
 
@@ -63,7 +65,8 @@ impl InteractionBlock {
         } else {
             None
         };
-        Ok(InteractionBlock { linear_1, fc, tp, linear_2, sc, avg_num_neighbors: o.avg_num_neighbors, irreps_out: irreps_out.clone() })
+        let fused = FusedConvolution::try_new(&tp, &linear_2);
+        Ok(InteractionBlock { linear_1, fc, tp, linear_2, sc, avg_num_neighbors: o.avg_num_neighbors, fused, irreps_out: irreps_out.clone() })
     }
 
     /// New node features from `node_features [N, d_in]`, `node_attrs [N, T]`, `edge_attrs [E, d_sh]`,
@@ -72,16 +75,27 @@ impl InteractionBlock {
         let weight = self.fc.forward(edge_embedding);
         let sc = self.sc.as_ref().map(|sc| sc.forward(node_features, node_attrs));
         let x = self.linear_1.forward(node_features);
-        let messages = self.tp.forward_with(&x.index_select(0, &edge_index.get(1)), edge_attrs, Some(&weight));
+        let x_edges = x.index_select(0, &edge_index.get(1));
         let n = node_features.size()[0];
-        let mut summed = Tensor::zeros([n, messages.size()[1]], (messages.kind(), messages.device())).index_add(0, &edge_index.get(0), &messages);
-        if let Some(avg) = self.avg_num_neighbors {
-            summed = summed / avg.sqrt();
-        }
-        let out = self.linear_2.forward(&summed);
+        let divisor = self.avg_num_neighbors.map(f64::sqrt);
+        let out = match (&self.fused, &self.linear_2.weight) {
+            (Some(f), Some(w2)) => f.forward(&x_edges, edge_attrs, &weight, &edge_index.get(0), n, divisor, w2),
+            _ => self.separate_ops(&x_edges, edge_attrs, &weight, &edge_index.get(0), n, divisor),
+        };
         match sc {
             Some(s) => out + s,
             None => out,
         }
+    }
+
+    /// `linear_2(scatter(tp(x_edges, Y; w)) / divisor)` with the separate e3nn ops (the
+    /// reference [`FusedConvolution`] is tested against).
+    pub fn separate_ops(&self, x_edges: &Tensor, edge_attrs: &Tensor, weight: &Tensor, centres: &Tensor, n_nodes: i64, divisor: Option<f64>) -> Tensor {
+        let messages = self.tp.forward_with(x_edges, edge_attrs, Some(weight));
+        let mut summed = Tensor::zeros([n_nodes, messages.size()[1]], (messages.kind(), messages.device())).index_add(0, centres, &messages);
+        if let Some(d) = divisor {
+            summed = summed / d;
+        }
+        self.linear_2.forward(&summed)
     }
 }
