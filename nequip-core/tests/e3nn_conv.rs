@@ -3,7 +3,8 @@
 //! derivatives and second derivatives (what force training differentiates) with respect to
 //! the edge features, the spherical harmonics, the per-edge weights and the linear's weight:
 //! ≤1e-12 relative in float64, ≤1e-5 in float32; on irreps with different multiplicities per
-//! block (the linear's weight rows are gathered per path), both parities, l_max 1–3, output
+//! block (the linear's weight rows are gathered per path), both parities, l_max 1–3, both
+//! matmul layouts of the messages (per path and block-diagonal), output
 //! irreps that no path reaches, and with and without the `avg_num_neighbors` divisor.
 
 use nequip_core::e3nn::{FusedConvolution, Irreps, Linear, TensorProduct};
@@ -31,6 +32,15 @@ const CASES: &[Case] = &[
     },
     // l_max 1, even parity only
     Case { in1: "3x0e+2x1o", sh: "1x0e+1x1o", filter: "1x0e+1x1o", out: "6x0e+4x1o", divisor: Some(3.0) },
+    // wide enough that some subs batch one matrix per (edge, path) (d3·d1·U ≥ 400) and others
+    // stack their paths block-diagonally
+    Case {
+        in1: "32x0e+32x1o+16x2e+16x2o",
+        sh: "1x0e+1x1o+1x2e",
+        filter: "1x0e+1x0o+1x1o+1x1e+1x2e+1x2o",
+        out: "8x0e+2x0o+4x1o+4x1e+8x2e+8x2o",
+        divisor: Some(12.0),
+    },
     // l_max 3
     Case {
         in1: "2x0e+2x1o+2x2e+1x3o",

@@ -36,6 +36,7 @@ pub mod spherical_harmonics;
 pub mod tensor_product;
 pub mod testing;
 mod tp_kernels;
+mod uvu_messages;
 pub mod wigner;
 
 pub use activation::{Act, NormActivation, ShiftedSoftPlus};

@@ -64,6 +64,45 @@ impl Buffers {
     }
 }
 
+/// Whether every path is `uvu` with a second-input block of multiplicity 1 and all or none
+/// are weighted: the instruction lists of NequIP's convolution.
+pub(crate) fn is_uvu_convolution(in2: &Irreps, ins: &[Instruction]) -> bool {
+    !ins.is_empty()
+        && ins
+            .iter()
+            .all(|i| i.mode == ConnectionMode::Uvu && in2[i.i_in2].mul == 1)
+        && ins.iter().all(|i| i.has_weight == ins[0].has_weight)
+}
+
+/// Adds `y` into an output block's running sum.
+pub(crate) fn accumulate(slot: &mut Option<Tensor>, y: Tensor) {
+    *slot = Some(match slot.take() {
+        Some(prev) => prev + y,
+        None => y,
+    });
+}
+
+/// `[rows, Σ mul·dim]`: the output blocks in order, zeros where nothing was written.
+pub(crate) fn cat_blocks(
+    outs: Vec<Option<Tensor>>,
+    blocks: &[(i64, i64)],
+    rows: i64,
+    like: &Tensor,
+) -> Tensor {
+    let ts: Vec<Tensor> = outs
+        .into_iter()
+        .zip(blocks)
+        .map(|(o, &(m, d))| {
+            o.unwrap_or_else(|| Tensor::zeros([rows, m * d], (like.kind(), like.device())))
+        })
+        .collect();
+    if ts.is_empty() {
+        Tensor::zeros([rows, 0], (like.kind(), like.device()))
+    } else {
+        Tensor::cat(&ts, 1)
+    }
+}
+
 /// Kernel chosen at construction.
 #[derive(Debug)]
 pub(crate) enum Kernel {
@@ -138,12 +177,7 @@ impl UvuKernel {
         ins: &[Instruction],
         _shared: bool,
     ) -> Option<Self> {
-        if ins.is_empty()
-            || ins
-                .iter()
-                .any(|i| i.mode != ConnectionMode::Uvu || in2[i.i_in2].mul != 1)
-            || ins.iter().any(|i| i.has_weight != ins[0].has_weight)
-        {
+        if !is_uvu_convolution(in2, ins) {
             return None;
         }
         let weighted = ins[0].has_weight;
@@ -381,24 +415,8 @@ impl GenericKernel {
                 }
                 (ConnectionMode::Uvw, None) => unreachable!("rejected by TensorProduct::new"),
             };
-            let r = r.reshape([z, -1]);
-            let slot = &mut outs[p.i_out];
-            *slot = Some(match slot.take() {
-                Some(prev) => prev + r,
-                None => r,
-            });
+            accumulate(&mut outs[p.i_out], r.reshape([z, -1]));
         }
-        let blocks: Vec<Tensor> = outs
-            .into_iter()
-            .zip(&self.out_blocks)
-            .map(|(o, &(m, d))| {
-                o.unwrap_or_else(|| Tensor::zeros([z, m * d], (x1.kind(), x1.device())))
-            })
-            .collect();
-        if blocks.is_empty() {
-            Tensor::zeros([z, 0], (x1.kind(), x1.device()))
-        } else {
-            Tensor::cat(&blocks, 1)
-        }
+        cat_blocks(outs, &self.out_blocks, z, x1)
     }
 }
