@@ -19,16 +19,12 @@ use super::tensor_product::TensorProduct;
 use super::tp_kernels::{accumulate, cat_blocks, is_uvu_convolution, Buffers};
 use super::uvu_messages::UvuMessages;
 
-/// One (sub, `linear_2` instruction) pair: `out[i_out] += pw * M_sub @ W_term`.
+/// One (sub, `linear_2` instruction) pair: `out[i_out] += M_sub @ (pw * W_term)`.
 #[derive(Debug)]
 struct Term {
     sub: usize,
     i_out: usize,
     mul_out: i64,
-    path_weight: f64,
-    /// Index (in the buffers) of the gather index of `W_term [n·U, mul_out]` into the
-    /// linear weight extended by one zero.
-    index_buf: usize,
 }
 
 /// `tp → scatter-sum → linear_2` of an interaction block (see the module docs).
@@ -40,7 +36,10 @@ pub struct FusedConvolution {
     out_blocks: Vec<(i64, i64)>,
     /// Length of the linear weight (the zero appended for gathers sits at this index).
     linear_numel: i64,
-    /// One i64 gather index per term.
+    /// Length of every term's `W_term [n·U, mul_out]`.
+    term_sizes: Vec<i64>,
+    /// `[0]`: the gather index of all terms' `W_term` (concatenated) into the linear weight
+    /// extended by one zero (i64); `[1]`: each entry's path weight.
     bufs: Buffers,
 }
 
@@ -76,7 +75,6 @@ impl FusedConvolution {
             mid_rows.push((sb, row));
         }
         let kernel = UvuMessages::try_new(in1, in2, mid, ins)?;
-        let mut bufs = Vec::new();
         // linear instruction weight offsets
         let mut offsets = Vec::with_capacity(linear.instructions.len());
         let mut off = 0usize;
@@ -84,7 +82,8 @@ impl FusedConvolution {
             offsets.push(off);
             off += li.path_shape.0 * li.path_shape.1;
         }
-        let mut terms = Vec::new();
+        let (mut terms, mut term_sizes) = (Vec::new(), Vec::new());
+        let (mut index, mut scale) = (Vec::<i64>::new(), Vec::<f64>::new());
         for (s, sub) in kernel.subs.iter().enumerate() {
             for (k, li) in linear.instructions.iter().enumerate() {
                 let rows: Vec<Option<usize>> = sub
@@ -99,25 +98,24 @@ impl FusedConvolution {
                     continue;
                 }
                 let mo = li.path_shape.1;
-                let mut idx = Vec::with_capacity(sub.mul as usize * rows.len() * mo);
+                let before = index.len();
                 for r in &rows {
                     for u in 0..sub.mul as usize {
                         for w in 0..mo {
-                            idx.push(match r {
+                            index.push(match r {
                                 Some(r) => (offsets[k] + (r + u) * mo + w) as i64,
                                 None => off as i64,
                             });
                         }
                     }
                 }
+                scale.resize(index.len(), li.path_weight);
+                term_sizes.push((index.len() - before) as i64);
                 terms.push(Term {
                     sub: s,
                     i_out: li.i_out,
                     mul_out: mo as i64,
-                    path_weight: li.path_weight,
-                    index_buf: bufs.len(),
                 });
-                bufs.push(Tensor::from_slice(&idx));
             }
         }
         Some(FusedConvolution {
@@ -129,7 +127,8 @@ impl FusedConvolution {
                 .map(|m| (m.mul as i64, m.ir.dim() as i64))
                 .collect(),
             linear_numel: off as i64,
-            bufs: Buffers::new(bufs),
+            term_sizes,
+            bufs: Buffers::new(vec![Tensor::from_slice(&index), Tensor::from_slice(&scale)]),
         })
     }
 
@@ -160,10 +159,6 @@ impl FusedConvolution {
                     centres,
                     &msg.view([z, -1]),
                 );
-                let m = match node_divisor {
-                    Some(c) => m / c,
-                    None => m,
-                };
                 // [N, d3, n·U] (a node-sized copy) for the linear's matmul
                 m.view([n_nodes, n, s.d3, s.mul]).transpose(1, 2).reshape([
                     n_nodes,
@@ -180,11 +175,16 @@ impl FusedConvolution {
             0,
         );
         debug_assert_eq!(w_ext.size()[0], self.linear_numel + 1);
+        // every term's weights in one gather, path weights and the node-sum divisor applied
+        let mut w_all = w_ext.index_select(0, &b[0]) * &b[1];
+        if let Some(c) = node_divisor {
+            w_all = w_all / c;
+        }
+        let w_terms = w_all.split_with_sizes(self.term_sizes.as_slice(), 0);
         let mut outs: Vec<Option<Tensor>> = (0..self.out_blocks.len()).map(|_| None).collect();
-        for t in &self.terms {
+        for (t, wt) in self.terms.iter().zip(&w_terms) {
             let s = &subs[t.sub];
-            let wt = (w_ext.index_select(0, &b[t.index_buf]) * t.path_weight)
-                .view([s.paths.len() as i64 * s.mul, t.mul_out]);
+            let wt = wt.view([s.paths.len() as i64 * s.mul, t.mul_out]);
             // [N·d3, n·U] @ [n·U, mul_out] as one matmul, back to e3nn's [mul_out, d3] blocks
             let y = sums[t.sub]
                 .matmul(&wt)
