@@ -46,8 +46,8 @@ pub struct FusedConvolution {
 impl FusedConvolution {
     /// The fused form of `linear.forward(scatter(tp.forward_with(x, sh, w)))`, if `tp` is a
     /// NequIP convolution (all paths `uvu` and weighted, spherical-harmonic blocks of
-    /// multiplicity 1) and `linear` maps `tp.irreps_out.simplify()` with e3nn's default
-    /// instructions and no biases; `None` otherwise (callers then use the separate ops).
+    /// multiplicity 1) and `linear` maps `tp.irreps_out.simplify()` (any instructions) without
+    /// biases; `None` otherwise (callers then use the separate ops).
     pub fn try_new(tp: &TensorProduct, linear: &Linear) -> Option<Self> {
         let ins = &tp.instructions;
         let ok = is_uvu_convolution(&tp.irreps_in2, ins)
