@@ -34,8 +34,8 @@ fn last_model_has_the_same_names() {
 
 #[test]
 fn bad_files_are_clear_errors() {
-    let dir = std::env::temp_dir().join(format!("nequip-ckpt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_guard = tempfile::Builder::new().prefix("nequip-ckpt-").tempdir().unwrap();
+    let dir = dir_guard.path();
     let junk = dir.join("junk.pth");
     std::fs::write(&junk, b"not a zip at all").unwrap();
     let e = read_state_dict(&junk).unwrap_err();
@@ -48,7 +48,6 @@ fn bad_files_are_clear_errors() {
     assert!(read_state_dict(&cut).is_err());
     let e = read_state_dict(&dir.join("missing.pth")).unwrap_err();
     assert!(e.to_string().contains("missing.pth: cannot read"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -14,11 +14,9 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nequip-rs-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory in the temp dir, removed (with everything in it) when dropped.
+fn tmp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("nequip-rs-{name}-")).tempdir().unwrap()
 }
 
 fn npz_opts(name: &str, r_max: f64, periodic: bool) -> NpzOptions {
@@ -182,7 +180,8 @@ fn edge_sets_equal_ase_on_every_frame_of_the_shared_datasets() {
 
 #[test]
 fn extxyz_key_mapping_ref_keys_voigt_stress_and_include_frames() {
-    let dir = tmp("refkeys");
+    let dir_dir = tmp("refkeys");
+    let dir = dir_dir.path();
     let file = dir.join("ref.extxyz");
     let frame = |e: f64, stress: &str| {
         format!(
@@ -273,7 +272,8 @@ fn type_mapper_follows_nequip() {
 
 #[test]
 fn processed_cache_is_reused_invalidated_and_rebuilt_when_corrupt() {
-    let root = tmp("cache");
+    let root_dir = tmp("cache");
+    let root = root_dir.path();
     let tm = TypeMapper::from_chemical_symbols(&["Cu"]).unwrap();
     let mut o = npz_opts("cu_emt.npz", 4.0, true);
     o.include_frames = Some((0..50).collect());
@@ -342,7 +342,8 @@ fn to_dict_gives_float64_and_int64_tensors() {
 
 #[test]
 fn cache_is_rebuilt_when_the_raw_file_changes() {
-    let root = tmp("rawchange");
+    let root_dir = tmp("rawchange");
+    let root = root_dir.path();
     let file = root.join("t.extxyz");
     let frame = |e: f64| format!("2\nenergy={e} pbc=\"F F F\"\nH 0 0 0\nH 0 0 0.9\n");
     std::fs::write(&file, frame(-1.0)).unwrap();

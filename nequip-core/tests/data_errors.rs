@@ -2,13 +2,11 @@
 
 use nequip_core::data::{AseDataset, AseOptions, DataError, NpzDataset, NpzOptions, TypeMapper};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nequip-rs-err-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory in the temp dir, removed (with everything in it) when dropped.
+fn tmp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("nequip-rs-err-{name}-")).tempdir().unwrap()
 }
 
 /// A `.npy` buffer with the given descr, shape and raw little-endian data.
@@ -96,7 +94,8 @@ fn npz_err(
     r_max: f64,
     tm: &TypeMapper,
 ) -> (String, String) {
-    let dir = tmp(name);
+    let dir_dir = tmp(name);
+    let dir = dir_dir.path();
     let file = dir.join("d.npz");
     write_npz(&file, &members);
     let root = dir.join("root");
@@ -120,7 +119,8 @@ fn replace(
 
 #[test]
 fn good_npz_loads() {
-    let dir = tmp("good");
+    let dir_dir = tmp("good");
+    let dir = dir_dir.path();
     let file = dir.join("d.npz");
     write_npz(&file, &good_members());
     let ds = NpzDataset::load(&npz_opts(&file, 1.5), &hho(), None).unwrap();
@@ -291,7 +291,8 @@ fn unknown_species_and_bad_r_max() {
 }
 
 fn xyz_err(name: &str, text: &str, tm: &TypeMapper) -> (String, String) {
-    let dir = tmp(name);
+    let dir_dir = tmp(name);
+    let dir = dir_dir.path();
     let file = dir.join("d.extxyz");
     std::fs::write(&file, text).unwrap();
     let o: AseOptions = serde_yaml::from_str(&format!(
@@ -423,7 +424,8 @@ fn cell_without_pbc_and_bad_include_frames() {
         .collect();
     let mut m = good_members();
     m.push(("cell", npy("<f8", &[4, 3, 3], &f8(&cell))));
-    let dir = tmp("cell-no-pbc");
+    let dir_dir = tmp("cell-no-pbc");
+    let dir = dir_dir.path();
     let file = dir.join("d.npz");
     write_npz(&file, &m);
     let mut o = npz_opts(&file, 2.0);

@@ -152,8 +152,8 @@ fn cu_info() {
 #[test]
 fn mixed_compositions_varying_sizes_and_frames_without_edges() {
     use nequip_core::data::statistics::ridge_solver;
-    let dir = std::env::temp_dir().join(format!("nequip-rs-info-mixed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_guard = tempfile::Builder::new().prefix("nequip-rs-info-mixed-").tempdir().unwrap();
+    let dir = dir_guard.path();
     let file = dir.join("mixed.extxyz");
     // frames of nH hydrogens and nO oxygens on a line 0.9 Å apart; energy = -1 nH - 5 nO + small
     let comps = [(2usize, 1usize), (1, 1), (3, 2), (2, 1), (4, 1), (0, 2)];
@@ -207,5 +207,4 @@ fn mixed_compositions_varying_sizes_and_frames_without_edges() {
     let pse = info.per_species_energy.unwrap();
     assert_eq!((pse["H"], pse["O"]), (mu[0], mu[1]));
     assert!(mu[1] < mu[0], "{mu:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -138,8 +138,8 @@ fn random_mutations_never_panic() {
 fn write_then_read_is_lossless() {
     use nequip_core::data::extxyz_write::{frame_to_xyz, write_extxyz};
     use nequip_core::data::{AseDataset, AseOptions, NpzDataset, NpzOptions, TypeMapper};
-    let dir = std::env::temp_dir().join(format!("nequip-rs-xyzw-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_guard = tempfile::Builder::new().prefix("nequip-rs-xyzw-").tempdir().unwrap();
+    let dir = dir_guard.path();
     // parse -> write -> parse gives the same frames
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/cu_emt.extxyz");
     let text: String = std::fs::read_to_string(path)
@@ -185,5 +185,4 @@ fn write_then_read_is_lossless() {
     .unwrap();
     let ds2 = AseDataset::load(&a, &tm, None).unwrap();
     assert_eq!(ds.frames(), ds2.frames());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,11 +10,9 @@ fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data").join(name)
 }
 
-fn tmp(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("nequip-ds-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
+/// A fresh directory in the temp dir, removed (with everything in it) when dropped.
+fn tmp(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("nequip-ds-{tag}-")).tempdir().unwrap()
 }
 
 fn config(yaml: &str) -> Config {
@@ -35,7 +33,8 @@ fn nequip_names_match_case_insensitively() {
 
 #[test]
 fn train_and_validation_sections_of_a_flat_config() {
-    let root = tmp("flat");
+    let root_dir = tmp("flat");
+    let root = root_dir.path();
     let yaml = format!(
         "root: {root}\nr_max: 4.0\nchemical_symbols: [H, C]\ndataset: npz\ndataset_file_name: {npz}\nkey_mapping: {{R: pos, z: atomic_numbers, E: total_energy, F: forces}}\nnpz_fixed_field_keys: [atomic_numbers]\ndataset_include_frames: [0, 1, 2]\nvalidation_dataset: ASEDataset\nvalidation_dataset_file_name: {xyz}\nvalidation_dataset_r_max: 3.0\nvalidation_dataset_include_frames: [5]\n",
         root = root.display(),
@@ -62,7 +61,8 @@ fn train_and_validation_sections_of_a_flat_config() {
 
 #[test]
 fn atomic_data_options_r_max_wins_over_config_r_max() {
-    let root = tmp("ado");
+    let root_dir = tmp("ado");
+    let root = root_dir.path();
     let yaml = format!(
         "root: {}\nr_max: 4.0\nchemical_symbols: [H, C]\ndataset: ase\ndataset_file_name: {}\ndataset_AtomicData_options: {{r_max: 2.5}}\ndataset_include_frames: [0]\n",
         root.display(),
@@ -84,7 +84,8 @@ fn dataset_errors_name_the_key() {
     let e = dataset_plan(&mut config("dataset: npz\nr_max: 4.0\nfile_name: a.npz\ndataset_include_frames: first\n"), "dataset").err().unwrap().to_string();
     assert!(e.starts_with("test.yaml:4:1: dataset (NpzDataset): key `dataset_include_frames` (for `include_frames`): invalid type: string \"first\""), "{e}");
     // an extxyz file given to the npz dataset: the loader's error names the file
-    let yaml = format!("dataset: npz\nr_max: 4.0\nchemical_symbols: [H, C]\nfile_name: {}\nroot: {}\n", data("toluene_xtb.extxyz").display(), tmp("err").display());
+    let err_dir = tmp("err");
+    let yaml = format!("dataset: npz\nr_max: 4.0\nchemical_symbols: [H, C]\nfile_name: {}\nroot: {}\n", data("toluene_xtb.extxyz").display(), err_dir.path().display());
     let e = dataset_from_config(&mut config(&yaml), "dataset").err().unwrap().to_string();
     assert!(e.contains("toluene_xtb.extxyz: not a valid npz (zip) archive"), "{e}");
 }

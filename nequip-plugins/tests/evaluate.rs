@@ -16,11 +16,9 @@ fn nequip(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nequip")).args(args).output().unwrap()
 }
 
-fn root(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nequip-eval-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory in the temp dir, removed (with everything in it) when dropped.
+fn root(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("nequip-eval-{tag}-")).tempdir().unwrap()
 }
 
 fn data(name: &str) -> String {
@@ -53,7 +51,8 @@ fn metric(stdout: &str, name: &str) -> f64 {
 
 #[test]
 fn evaluate_train_dir_metrics_and_output_file() {
-    let r = root("mol");
+    let r_dir = root("mol");
+    let r = r_dir.path();
     let (run, _) = train(&r, false);
     let out = r.join("pred.xyz");
     let o = nequip(&["evaluate", "--train-dir", run.to_str().unwrap(), "--output", out.to_str().unwrap(), "--batch-size", "7", "--device", "cpu"]);
@@ -106,7 +105,8 @@ fn evaluate_train_dir_metrics_and_output_file() {
 
 #[test]
 fn deployed_model_equals_the_training_model() {
-    let r = root("same");
+    let r_dir = root("same");
+    let r = r_dir.path();
     let (run, text) = train(&r, false);
     let dep = r.join("d.safetensors");
     assert!(nequip(&["deploy", "build", "--train-dir", run.to_str().unwrap(), "--checkpoint", "last_model", dep.to_str().unwrap()]).status.success());
@@ -126,7 +126,8 @@ fn deployed_model_equals_the_training_model() {
 
 #[test]
 fn periodic_output_keeps_pbc_and_stress() {
-    let r = root("cu");
+    let r_dir = root("cu");
+    let r = r_dir.path();
     let (run, _) = train(&r, true);
     let out = r.join("cu.xyz");
     let o = nequip(&["evaluate", "--train-dir", run.to_str().unwrap(), "--output", out.to_str().unwrap(), "--device", "cpu"]);
@@ -141,7 +142,8 @@ fn periodic_output_keeps_pbc_and_stress() {
 
 #[test]
 fn bad_model_files_fail_cleanly() {
-    let r = root("badmodel");
+    let r_dir = root("badmodel");
+    let r = r_dir.path();
     let junk = r.join("junk.safetensors");
     std::fs::write(&junk, b"\x00\x01garbage").unwrap();
     let o = nequip(&["evaluate", "--model", junk.to_str().unwrap(), "--dataset-config", "nope.yaml", "--device", "cpu"]);
@@ -156,7 +158,8 @@ fn bad_model_files_fail_cleanly() {
 
 #[test]
 fn benchmark_command_times_forward_and_training_step() {
-    let r = root("bench");
+    let r_dir = root("bench");
+    let r = r_dir.path();
     let cfg = r.join("b.yaml");
     let minimal = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/minimal.yaml");
     std::fs::write(&cfg, format!("include_file_as_baseline_config: {}\nroot: {}\ndataset_file_name: {}\ndevice: cpu\n", minimal.display(), r.display(), data("toluene_xtb.npz"))).unwrap();

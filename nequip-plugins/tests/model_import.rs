@@ -17,11 +17,9 @@ fn run_dir() -> PathBuf {
     fixture("toluene_run")
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nequip-import-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory in the temp dir, removed (with everything in it) when dropped.
+fn tmp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("nequip-import-{name}-")).tempdir().unwrap()
 }
 
 fn check_outputs(model: &nequip_core::nn::GraphModel, tol: f64) {
@@ -41,7 +39,8 @@ fn imported_run_gives_nequips_numbers_and_round_trips() {
     nequip_plugins::link();
     let (model, config) = import_run(&run_dir(), None, "cpu").unwrap();
     check_outputs(&model, 1e-10);
-    let d = tmp("roundtrip");
+    let d_dir = tmp("roundtrip");
+    let d = d_dir.path();
     let f = d.join("m.safetensors");
     model_file::save(&f, &model, &config).unwrap();
     let (loaded, _) = model_file::load(&f, Some("cpu")).unwrap();
@@ -61,7 +60,8 @@ fn imported_run_gives_nequips_numbers_and_round_trips() {
 #[test]
 fn bad_model_files_are_clear_errors() {
     nequip_plugins::link();
-    let d = tmp("bad");
+    let d_dir = tmp("bad");
+    let d = d_dir.path();
     let junk = d.join("junk.safetensors");
     std::fs::write(&junk, b"definitely not a model").unwrap();
     assert!(matches!(model_file::load(&junk, None), Err(ModelFileError::NotAModelFile { .. })));
@@ -93,7 +93,8 @@ fn bad_model_files_are_clear_errors() {
 fn mismatched_checkpoint_lists_the_names() {
     nequip_plugins::link();
     // toluene's run config with a state dict of another model (cu_l1's weights)
-    let d = tmp("mismatch");
+    let d_dir = tmp("mismatch");
+    let d = d_dir.path();
     std::fs::copy(run_dir().join("config.yaml"), d.join("config.yaml")).unwrap();
     std::fs::copy(run_dir().join("best_model.pth"), d.join("best_model.pth")).unwrap();
     let (model, _) = import_run(&d, None, "cpu").unwrap();
@@ -115,7 +116,8 @@ fn mismatched_checkpoint_lists_the_names() {
 
 #[test]
 fn import_command_writes_a_model_file() {
-    let d = tmp("cli");
+    let d_dir = tmp("cli");
+    let d = d_dir.path();
     let out = d.join("toluene.safetensors");
     let o = Command::new(env!("CARGO_BIN_EXE_nequip")).args(["import", run_dir().to_str().unwrap(), "-o", out.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -128,7 +130,8 @@ fn import_command_writes_a_model_file() {
 
 #[test]
 fn an_imported_run_evaluates_like_our_own_runs() {
-    let d = tmp("eval");
+    let d_dir = tmp("eval");
+    let d = d_dir.path();
     let model = d.join("toluene.safetensors");
     let o = Command::new(env!("CARGO_BIN_EXE_nequip")).args(["import", run_dir().to_str().unwrap(), "-o", model.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success());

@@ -3,7 +3,7 @@
 //! models, restart continuing to exactly `max_epochs` rows across appends, an interrupted run
 //! equal to an uninterrupted one (bitwise), and the errors of bad set-ups.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nequip_core::config::Config;
 use nequip_core::train::{trainer_from_config, SetupOptions, Silent, TrainError};
@@ -12,11 +12,9 @@ fn data_file() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/toluene_xtb.npz").display().to_string()
 }
 
-fn root(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nequip-train-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory in the temp dir, removed (with everything in it) when dropped.
+fn root(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("nequip-train-{tag}-")).tempdir().unwrap()
 }
 
 fn yaml(root: &Path, extra: &str) -> String {
@@ -45,7 +43,8 @@ fn csv_rows(p: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn a_run_writes_nequips_files_and_the_loss_goes_down() {
-    let r = root("files");
+    let r_dir = root("files");
+    let r = r_dir.path();
     let mut t = setup(&yaml(&r, "max_epochs: 6\n").replace("learning_rate: 0.01", "learning_rate: 0.05").replace("n_train: 10", "n_train: 20").replace("num_features: 4", "num_features: 8")).unwrap();
     let state = t.train(&mut Silent).unwrap();
     assert_eq!(state.epoch, 6);
@@ -78,7 +77,8 @@ fn a_run_writes_nequips_files_and_the_loss_goes_down() {
 
 #[test]
 fn float32_models_train() {
-    let r = root("f32");
+    let r_dir = root("f32");
+    let r = r_dir.path();
     let mut t = setup(&yaml(&r, "max_epochs: 2\n").replace("model_dtype: float64", "model_dtype: float32")).unwrap();
     let s = t.train(&mut Silent).unwrap();
     assert_eq!(s.epoch, 2);
@@ -94,9 +94,11 @@ fn final_weights(r: &Path) -> Vec<(String, tch::Tensor)> {
 fn interrupted_and_appended_equals_uninterrupted() {
     tch::set_num_threads(1);
     let extra = "use_ema: true\nema_decay: 0.9\nlr_scheduler_name: ReduceLROnPlateau\nlr_scheduler_patience: 0\nlr_scheduler_factor: 0.5\noptimizer_amsgrad: true\nappend: true\n";
-    let whole = root("whole");
+    let whole_dir = root("whole");
+    let whole = whole_dir.path();
     setup(&yaml(&whole, &format!("max_epochs: 4\n{extra}"))).unwrap().train(&mut Silent).unwrap();
-    let parts = root("parts");
+    let parts_dir = root("parts");
+    let parts = parts_dir.path();
     for max in [1, 3, 4] {
         let s = setup(&yaml(&parts, &format!("max_epochs: {max}\n{extra}"))).unwrap().train(&mut Silent).unwrap();
         assert_eq!(s.epoch, max);
@@ -124,13 +126,15 @@ fn interrupted_and_appended_equals_uninterrupted() {
 
 #[test]
 fn bad_setups_are_clear_errors() {
-    let r = root("bad");
+    let r_dir = root("bad");
+    let r = r_dir.path();
     setup(&yaml(&r, "max_epochs: 1\n")).unwrap().train(&mut Silent).unwrap();
     let e = setup(&yaml(&r, "max_epochs: 2\n")).err().unwrap().to_string();
     assert!(e.contains("holds a previous run") && e.contains("append: true"), "{e}");
     let e = setup(&yaml(&r, "max_epochs: 2\nappend: true\n").replace("learning_rate: 0.01", "learning_rate: 0.02")).err().unwrap().to_string();
     assert!(e.contains("may change when continuing a run") && e.contains("learning_rate"), "{e}");
-    let r2 = root("bad2");
+    let r2_dir = root("bad2");
+    let r2 = r2_dir.path();
     let e = setup(&yaml(&r2, "max_epochs: 1\nlearning_rat: 0.1\n")).err().unwrap().to_string();
     assert!(e.contains("learning_rat") && e.contains("did you mean `learning_rate`"), "{e}");
     let e = setup(&yaml(&r2, "max_epochs: 1\n").replace("seed: 123\n", "")).err().unwrap().to_string();
@@ -145,7 +149,8 @@ fn bad_setups_are_clear_errors() {
 
 #[test]
 fn a_diverging_run_stops_with_the_epoch_and_batch() {
-    let r = root("nan");
+    let r_dir = root("nan");
+    let r = r_dir.path();
     let mut t = setup(&yaml(&r, "max_epochs: 50\nreport_init_validation: false\n").replace("learning_rate: 0.01", "learning_rate: 1.0e+30")).unwrap();
     let e = t.train(&mut Silent).unwrap_err().to_string();
     assert!(e.contains("not finite") && e.contains("epoch") && e.contains("batch"), "{e}");
@@ -157,7 +162,8 @@ fn a_diverging_run_stops_with_the_epoch_and_batch() {
 
 #[test]
 fn train_command_with_equivariance_test_and_config_check_of_layer_keys() {
-    let r = root("cli");
+    let r_dir = root("cli");
+    let r = r_dir.path();
     let cfg = r.join("t.yaml");
     std::fs::write(&cfg, yaml(&r, "max_epochs: 1\n")).unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_nequip")).args(["train", cfg.to_str().unwrap(), "--equivariance-test", "2"]).output().unwrap();
@@ -166,14 +172,16 @@ fn train_command_with_equivariance_test_and_config_check_of_layer_keys() {
     assert!(out.contains("Equivariance test passed on 2 training frame(s) (rotation, inversion, translation)"), "{out}");
     assert!(out.contains("! Stop training: max epochs") && out.contains("best validation_loss ="), "{out}");
     // verbose: warning keeps the epoch tables out of stdout (the log file has them)
-    let r2 = root("cli-quiet");
+    let r2_dir = root("cli-quiet");
+    let r2 = r2_dir.path();
     std::fs::write(&cfg, yaml(&r2, "max_epochs: 1\nverbose: warning\n")).unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_nequip")).args(["train", cfg.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success());
     assert!(!String::from_utf8_lossy(&o.stdout).contains("! Train"));
     assert!(std::fs::read_to_string(r2.join("run/log")).unwrap().contains("! Train"));
     // Python callbacks are refused, not ignored
-    std::fs::write(&cfg, yaml(&root("cli-cb"), "max_epochs: 1\nend_of_epoch_callbacks: [foo]\n")).unwrap();
+    let cb_dir = root("cli-cb");
+    std::fs::write(&cfg, yaml(cb_dir.path(), "max_epochs: 1\nend_of_epoch_callbacks: [foo]\n")).unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_nequip")).args(["train", cfg.to_str().unwrap()]).output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("callbacks are Python objects"));

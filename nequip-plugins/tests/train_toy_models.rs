@@ -80,10 +80,11 @@ fn const_factor_model(config: &mut Config) -> Result<Box<dyn GraphModule>, Build
     toy(config, "ConstFactorModel", "dummy", 0.0, |p| (p.zeros_like().detach() + 3.7777, p * 0.0))
 }
 
-fn run(builder: &str, model_dtype: &str, tag: &str) -> PathBuf {
+/// Trains the toy model; returns its root (removed when dropped) and run directory.
+fn run(builder: &str, model_dtype: &str, tag: &str) -> (tempfile::TempDir, PathBuf) {
     nequip_plugins::link();
-    let root = std::env::temp_dir().join(format!("nequip-toy-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root_dir = tempfile::Builder::new().prefix(&format!("nequip-toy-{tag}-")).tempdir().unwrap();
+    let root = root_dir.path();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/toluene_xtb.npz");
     let text = format!(
         "root: {}\nrun_name: run\nseed: 1\ndevice: cpu\nmodel_dtype: {model_dtype}\nmodel_builders: [{builder}]\n\
@@ -95,7 +96,8 @@ fn run(builder: &str, model_dtype: &str, tag: &str) -> PathBuf {
     );
     let mut t = trainer_from_config(Config::from_yaml_str(&text, "toy.yaml").unwrap(), &SetupOptions { echo: false, warn_unused: true }).unwrap();
     t.train(&mut Silent).unwrap();
-    root.join("run")
+    let run = root.join("run");
+    (root_dir, run)
 }
 
 fn columns(p: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
@@ -114,7 +116,7 @@ fn last_param(dir: &Path, name: &str) -> f64 {
 #[test]
 fn identity_model_has_zero_losses_and_metrics() {
     for dtype in ["float64", "float32"] {
-        let dir = run("IdentityModel", dtype, &format!("id-{dtype}"));
+        let (_root, dir) = run("IdentityModel", dtype, &format!("id-{dtype}"));
         // float32 truncates the float64 labels (nequip's "approximate identity")
         let tol = if dtype == "float64" { 1e-9 } else { 2e-2 };
         for f in ["metrics_batch_train.csv", "metrics_batch_val.csv", "metrics_epoch.csv"] {
@@ -133,7 +135,7 @@ fn identity_model_has_zero_losses_and_metrics() {
 
 #[test]
 fn learning_factor_losses_go_down_and_const_factor_stays() {
-    let dir = run("LearningFactorModel", "float64", "lf");
+    let (_root, dir) = run("LearningFactorModel", "float64", "lf");
     let (h, rows) = columns(&dir.join("metrics_epoch.csv"));
     for (i, k) in h.iter().enumerate() {
         if !["epoch", "wall", "LR"].contains(&k.as_str()) {
@@ -141,7 +143,7 @@ fn learning_factor_losses_go_down_and_const_factor_stays() {
         }
     }
     assert!(last_param(&dir, "factor") < 1.111);
-    let dir = run("ConstFactorModel", "float64", "cf");
+    let (_root, dir) = run("ConstFactorModel", "float64", "cf");
     let (h, rows) = columns(&dir.join("metrics_epoch.csv"));
     for (i, k) in h.iter().enumerate() {
         if k.starts_with("validation_") {

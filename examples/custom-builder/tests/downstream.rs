@@ -31,8 +31,8 @@ fn list_json_shows_downstream_and_builtin_items() {
 
 #[test]
 fn yaml_naming_the_downstream_builder_checks_clean() {
-    let dir = std::env::temp_dir().join(format!("nequip-custom-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir_guard = tempfile::Builder::new().prefix("nequip-custom-").tempdir().unwrap();
+    let dir = dir_guard.path();
     let ok = dir.join("ok.yaml");
     std::fs::write(&ok, "model_builders: [EvenIrrepsConfig]\neven_l_max: 2\nseed: 1\nloss_coeffs: {forces: [1.0, LogCoshLoss]}\n").unwrap();
     let out = nequip_custom(&["config", "check", ok.to_str().unwrap()]);
@@ -49,7 +49,6 @@ fn yaml_naming_the_downstream_builder_checks_clean() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("EvenIrrepsConfig: missing l_max (looked for even_l_max, l_max)"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
