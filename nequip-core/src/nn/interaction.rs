@@ -4,7 +4,8 @@
 //! `m_ij = TP(h'_j, Y_ij; w_ij)` (`uvu`, one path per reachable output irrep, mid irreps sorted);
 //! `M_i = Σ_{edges (i, j)} m_ij / sqrt(avg_num_neighbors)`; `out = linear_2(M) + sc`.
 //! Parameter names (below the block's path) are nequip's: `linear_1.weight`, `fc.layer{k}.weight`,
-//! `linear_2.weight`, `sc.weight`.
+//! `linear_2.weight`, `sc.weight`. The `m → M → linear_2` steps run as one
+//! [`FusedConvolution`] (same numbers, no e3nn-layout messages).
 
 use tch::nn::Path;
 use tch::Tensor;
@@ -88,8 +89,9 @@ impl InteractionBlock {
         }
     }
 
-    /// `linear_2(scatter(tp(x_edges, Y; w)) / divisor)` with the separate e3nn ops (the
-    /// reference [`FusedConvolution`] is tested against).
+    /// `linear_2(scatter(tp(x_edges, Y; w)) / divisor)` with the separate e3nn ops: the path
+    /// when the block does not fuse (the composition `tests/e3nn_conv.rs` checks
+    /// [`FusedConvolution`] against).
     pub fn separate_ops(&self, x_edges: &Tensor, edge_attrs: &Tensor, weight: &Tensor, centres: &Tensor, n_nodes: i64, divisor: Option<f64>) -> Tensor {
         let messages = self.tp.forward_with(x_edges, edge_attrs, Some(weight));
         let mut summed = Tensor::zeros([n_nodes, messages.size()[1]], (messages.kind(), messages.device())).index_add(0, centres, &messages);
