@@ -16,7 +16,7 @@ use tch::Tensor;
 
 use super::linear::Linear;
 use super::tensor_product::TensorProduct;
-use super::tp_kernels::{accumulate, cat_blocks, is_uvu_convolution, Buffers};
+use super::tp_kernels::{accumulate, cat_blocks, Buffers};
 use super::uvu_messages::UvuMessages;
 
 /// One (sub, `linear_2` instruction) pair: `out[i_out] += M_sub @ (pw * W_term)`.
@@ -50,9 +50,7 @@ impl FusedConvolution {
     /// biases; `None` otherwise (callers then use the separate ops).
     pub fn try_new(tp: &TensorProduct, linear: &Linear) -> Option<Self> {
         let ins = &tp.instructions;
-        let ok = is_uvu_convolution(&tp.irreps_in2, ins)
-            && ins[0].has_weight
-            && !tp.shared_weights
+        let ok = !tp.shared_weights
             && linear.bias_numel == 0
             && linear.weight.is_some()
             && linear.irreps_in == tp.irreps_out.simplify();
@@ -151,7 +149,7 @@ impl FusedConvolution {
         let subs = &self.kernel.subs;
         let sums: Vec<Tensor> = subs
             .iter()
-            .zip(self.kernel.messages(x_edges, sh, Some(weight)))
+            .zip(self.kernel.messages(x_edges, sh, weight))
             .map(|(s, msg)| {
                 let n = s.paths.len() as i64;
                 let m = Tensor::zeros([n_nodes, n * s.d3 * s.mul], (kind, device)).index_add(

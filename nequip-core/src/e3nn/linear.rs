@@ -9,6 +9,7 @@
 use tch::{nn::Path, Tensor};
 
 use super::irreps::Irreps;
+use super::tp_kernels::accumulate;
 use super::E3nnError;
 
 /// One normalised instruction of a [`Linear`].
@@ -226,12 +227,7 @@ impl Linear {
             } else {
                 wi.reshape([z, mi, mo]).transpose(1, 2).bmm(&xi) * ins.path_weight
             };
-            let y = y.reshape([z, mo * d]);
-            let slot = &mut outs[ins.i_out];
-            *slot = Some(match slot.take() {
-                Some(prev) => prev + y,
-                None => y,
-            });
+            accumulate(&mut outs[ins.i_out], y.reshape([z, mo * d]));
         }
         let bias_dims: Vec<i64> = self
             .irreps_out

@@ -60,7 +60,6 @@ pub(crate) struct UvuMessages {
     pub subs: Vec<Sub>,
     block_dims1: Vec<i64>,
     mul1: Vec<i64>,
-    weighted: bool,
     /// Weight count of every path (instruction order).
     path_wlen: Vec<i64>,
     /// [CG `[dim2, Σ_s cg_width]`]
@@ -74,7 +73,7 @@ impl UvuMessages {
         out: &Irreps,
         ins: &[Instruction],
     ) -> Option<Self> {
-        if !is_uvu_convolution(in2, ins) {
+        if !is_uvu_convolution(in2, ins) || !ins[0].has_weight {
             return None;
         }
         let mut subs: Vec<Sub> = Vec::new();
@@ -96,7 +95,6 @@ impl UvuMessages {
             subs,
             block_dims1: in1.iter().map(|m| m.dim() as i64).collect(),
             mul1: in1.iter().map(|m| m.mul as i64).collect(),
-            weighted: ins[0].has_weight,
             path_wlen: ins
                 .iter()
                 .map(|i| i.path_shape.iter().product::<usize>() as i64)
@@ -106,8 +104,8 @@ impl UvuMessages {
     }
 
     /// Per sub, the messages `[Z, n·d3, U]` (row `t·d3 + k`: path `t`, component `k`) of
-    /// `x1 [Z, dim1]`, `x2 [Z, dim2]` and the weights (`[wn]` shared or `[Z, wn]`).
-    pub(crate) fn messages(&self, x1: &Tensor, x2: &Tensor, w: Option<&Tensor>) -> Vec<Tensor> {
+    /// `x1 [Z, dim1]`, `x2 [Z, dim2]` and the per-sample weights `[Z, weight_numel]`.
+    pub(crate) fn messages(&self, x1: &Tensor, x2: &Tensor, w: &Tensor) -> Vec<Tensor> {
         let b = self.bufs.get(x1);
         let z = x1.size()[0];
         // every input block channel-innermost, [Z, d1, U]
@@ -120,31 +118,23 @@ impl UvuMessages {
         let r_sizes: Vec<i64> = self.subs.iter().map(Sub::cg_width).collect();
         let r_subs = x2.matmul(&b[0]).split_with_sizes(r_sizes.as_slice(), 1);
         // per-path weight chunks `[.., U]` (views; split's backward is a single cat)
-        let w_paths: Vec<Tensor> = match (self.weighted, w) {
-            (true, Some(w)) => w.split_with_sizes(self.path_wlen.as_slice(), -1),
-            (true, None) => panic!("TensorProduct: weights are required"),
-            (false, _) => Vec::new(),
-        };
+        let w_paths = w.split_with_sizes(self.path_wlen.as_slice(), -1);
         self.subs
             .iter()
             .zip(&r_subs)
             .map(|(s, r)| {
                 let n = s.paths.len() as i64;
                 let x = x_t[s.block1].unsqueeze(1);
-                // [Z, n, d1, U]; the weights [.., n, 1, U] broadcast over z when shared
-                let xw = if self.weighted {
-                    let ws = if n == 1 {
-                        w_paths[s.paths[0]].unsqueeze(-2)
-                    } else {
-                        Tensor::stack(
-                            &s.paths.iter().map(|&p| &w_paths[p]).collect::<Vec<_>>(),
-                            -2,
-                        )
-                    };
-                    ws.reshape([-1, n, 1, s.mul]) * x
+                // [Z, n, d1, U] = the weights [Z, n, 1, U] times the features
+                let ws = if n == 1 {
+                    w_paths[s.paths[0]].unsqueeze(-2)
                 } else {
-                    x.expand([z, n, s.d1, s.mul], false)
+                    Tensor::stack(
+                        &s.paths.iter().map(|&p| &w_paths[p]).collect::<Vec<_>>(),
+                        -2,
+                    )
                 };
+                let xw = ws.reshape([z, n, 1, s.mul]) * x;
                 if n == 1 && s.d1 == 1 {
                     r.view([z, s.d3, 1]) * xw.reshape([z, 1, s.mul])
                 } else if n == 1 && s.d3 == 1 {
