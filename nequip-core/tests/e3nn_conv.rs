@@ -5,7 +5,9 @@
 //! ≤1e-12 relative in float64, ≤1e-5 in float32; on irreps with different multiplicities per
 //! block (the linear's weight rows are gathered per path), both parities, l_max 1–3, both
 //! matmul layouts of the messages (per path and block-diagonal), output
-//! irreps that no path reaches, and with and without the `avg_num_neighbors` divisor.
+//! irreps that no path reaches, and with and without the `avg_num_neighbors` divisor. Both
+//! implementations of its messages are checked: the native CPU kernel (the default on the
+//! CPU, `csrc/uvu_native.cpp`) and the libtorch-ops form (other devices).
 
 use nequip_core::e3nn::{FusedConvolution, Irreps, Linear, TensorProduct};
 use tch::nn::VarStore;
@@ -40,6 +42,14 @@ const CASES: &[Case] = &[
         filter: "1x0e+1x0o+1x1o+1x1e+1x2e+1x2o",
         out: "8x0e+2x0o+4x1o+4x1e+8x2e+8x2o",
         divisor: Some(12.0),
+    },
+    // every block with the same multiplicity (the kernel's fixed-U loops: U = 16)
+    Case {
+        in1: "16x0e+16x1o+16x1e+16x2e",
+        sh: "1x0e+1x1o+1x2e",
+        filter: "1x0e+1x0o+1x1o+1x1e+1x2e+1x2o",
+        out: "8x0e+4x0o+8x1o+4x1e+8x2e+4x2o",
+        divisor: Some(9.0),
     },
     // l_max 3
     Case {
@@ -88,7 +98,9 @@ fn check(case: &Case, kind: Kind, tol: f64) {
     let (n_nodes, n_edges) = (5i64, 17i64);
     let opts = (kind, Device::Cpu);
     let centres = Tensor::from_slice(&[0i64, 0, 1, 1, 1, 2, 2, 3, 3, 3, 3, 4, 4, 0, 2, 1, 4]);
-    let x = Tensor::randn([n_edges, tp.irreps_in1.dim() as i64], opts);
+    // 6 source nodes (one without edges, some with several)
+    let neighbours = Tensor::from_slice(&[1i64, 2, 0, 3, 3, 1, 4, 0, 1, 2, 4, 0, 3, 1, 0, 2, 3]);
+    let x = Tensor::randn([6, tp.irreps_in1.dim() as i64], opts);
     let sh = Tensor::randn([n_edges, tp.irreps_in2.dim() as i64], opts);
     let w = Tensor::randn([n_edges, tp.weight_numel as i64], opts);
     let lw = Tensor::randn([linear.weight_numel as i64], opts);
@@ -97,26 +109,74 @@ fn check(case: &Case, kind: Kind, tol: f64) {
     let mut probes = vec![Tensor::randn([n_nodes, out_dim], opts)];
     probes.extend(inputs.iter().map(|t| t.randn_like()));
 
-    let run_fused = |t: &[Tensor]| fused.forward(&t[0], &t[1], &t[2], &centres, n_nodes, case.divisor, &t[3]);
+    assert_eq!(n_edges, centres.size()[0]);
+    let (fused, centres, neighbours) = (&fused, &centres, &neighbours);
+    let run_fused = |native: bool| {
+        move |t: &[Tensor]| fused.forward_using(native, &t[0], neighbours, &t[1], &t[2], centres, n_nodes, case.divisor, &t[3])
+    };
     let run_separate = |t: &[Tensor]| {
-        let msg = tp.forward_with(&t[0], &t[1], Some(&t[2]));
-        let mut m = Tensor::zeros([n_nodes, msg.size()[1]], opts).index_add(0, &centres, &msg);
+        let msg = tp.forward_with(&t[0].index_select(0, neighbours), &t[1], Some(&t[2]));
+        let mut m = Tensor::zeros([n_nodes, msg.size()[1]], opts).index_add(0, centres, &msg);
         if let Some(d) = case.divisor {
             m = m / d;
         }
         linear.forward_with(&m, Some(&t[3]), None)
     };
-    let a = value_and_derivatives(&run_fused, &inputs, &probes);
     let b = value_and_derivatives(&run_separate, &inputs, &probes);
-    let names = ["output", "d/dx", "d/dsh", "d/dw", "d/dlinear", "d2/dx", "d2/dsh", "d2/dw", "d2/dlinear"];
-    for ((a, b), name) in a.iter().zip(&b).zip(names) {
-        assert_eq!(a.size(), b.size(), "{} {name}", case.in1);
-        let r = rel(a, b);
-        assert!(r <= tol, "{} ⊗ {} → {} ({kind:?}): {name} differs by {r:e} (relative)", case.in1, case.sh, case.out);
+    for native in [true, false] {
+        let a = value_and_derivatives(&run_fused(native), &inputs, &probes);
+        let names = ["output", "d/dx", "d/dsh", "d/dw", "d/dlinear", "d2/dx", "d2/dsh", "d2/dw", "d2/dlinear"];
+        for ((a, b), name) in a.iter().zip(&b).zip(names) {
+            assert_eq!(a.size(), b.size(), "{} {name}", case.in1);
+            let r = rel(a, b);
+            assert!(
+                r <= tol,
+                "{} ⊗ {} → {} ({kind:?}, native {native}): {name} differs by {r:e} (relative)",
+                case.in1,
+                case.sh,
+                case.out
+            );
+        }
+        // the case is not trivial: the output and every second derivative are non-zero
+        assert!(a[0].abs().max().double_value(&[]) > 0.0);
+        assert!(a[5..].iter().all(|t| t.abs().max().double_value(&[]) > 0.0), "{}: a second derivative vanishes", case.in1);
     }
-    // the case is not trivial: the output and every second derivative are non-zero
-    assert!(a[0].abs().max().double_value(&[]) > 0.0);
-    assert!(a[5..].iter().all(|t| t.abs().max().double_value(&[]) > 0.0), "{}: a second derivative vanishes", case.in1);
+}
+
+/// The native kernel when only some inputs need gradients (its node skips the others), and
+/// its third derivative (the kernel's derivatives are the kernel again) against the ops form.
+#[test]
+fn native_messages_partial_and_higher_derivatives() {
+    let case = &CASES[1];
+    tch::manual_seed(11);
+    let vs = VarStore::new(Device::Cpu);
+    let tp = TensorProduct::nequip_convolution(ir(case.in1), ir(case.sh), &ir(case.filter)).unwrap();
+    let linear = Linear::new(&(vs.root() / "linear_2"), tp.irreps_out.simplify(), ir(case.out)).unwrap();
+    let fused = FusedConvolution::try_new(&tp, &linear).unwrap();
+    let opts = (Kind::Double, Device::Cpu);
+    let centres = Tensor::from_slice(&[0i64, 1, 1, 2, 0, 2, 1]);
+    let neighbours = Tensor::from_slice(&[1i64, 0, 2, 1, 2, 0, 0]);
+    let x = Tensor::randn([3, tp.irreps_in1.dim() as i64], opts);
+    let sh = Tensor::randn([7, tp.irreps_in2.dim() as i64], opts).set_requires_grad(true);
+    let w = Tensor::randn([7, tp.weight_numel as i64], opts).set_requires_grad(true);
+    let lw = Tensor::randn([linear.weight_numel as i64], opts);
+    let probe = Tensor::randn([3, linear.irreps_out.dim() as i64], opts);
+    let derivs = |native: bool| {
+        let out = fused.forward_using(native, &x, &neighbours, &sh, &w, &centres, 3, Some(2.0), &lw);
+        let l = (&out * &probe).sum(Kind::Double);
+        let g = Tensor::run_backward(&[&l], &[&sh, &w], true, true);
+        let l2 = (&g[0] * &g[0]).sum(Kind::Double) + (&g[1] * &g[1]).sum(Kind::Double);
+        let h = Tensor::run_backward(&[&l2], &[&sh, &w], true, true);
+        let l3 = (&h[0] * &h[0]).sum(Kind::Double) + (&h[1] * &h[1]).sum(Kind::Double);
+        let k = Tensor::run_backward(&[&l3], &[&sh], false, false);
+        vec![out.detach(), g[0].detach(), g[1].detach(), h[0].detach(), h[1].detach(), k[0].shallow_clone()]
+    };
+    let (a, b) = (derivs(true), derivs(false));
+    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+        let r = rel(a, b);
+        assert!(r <= 1e-12, "derivative {i} differs by {r:e}");
+        assert!(a.abs().max().double_value(&[]) > 0.0, "derivative {i} vanishes");
+    }
 }
 
 #[test]

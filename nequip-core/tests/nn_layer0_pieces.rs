@@ -72,8 +72,11 @@ fn first_interaction_block_pieces_match_nequip() {
     assert_close(&out2, &inter("layer0_convnet.conv.linear_2__out"), 1e-12, "linear_2");
     // the same three steps as one FusedConvolution (what InteractionBlock runs)
     let fused = FusedConvolution::try_new(&tp, &linear_2).expect("fuses");
-    let out2_fused = fused.forward(&neighbours, &sh, &w, &data["edge_index"].get(0), n, Some(10.5f64.sqrt()), linear_2.weight.as_ref().unwrap());
-    assert_close(&out2_fused, &inter("layer0_convnet.conv.linear_2__out"), 1e-12, "fused tp → scatter → linear_2");
+    for native in [true, false] {
+        let (ei, lw) = (&data["edge_index"], linear_2.weight.as_ref().unwrap());
+        let out2_fused = fused.forward_using(native, &h1, &ei.get(1), &sh, &w, &ei.get(0), n, Some(10.5f64.sqrt()), lw);
+        assert_close(&out2_fused, &inter("layer0_convnet.conv.linear_2__out"), 1e-12, &format!("fused tp → scatter → linear_2 (native {native})"));
+    }
     let self_connection = sc.forward(&h, &node_attrs);
     assert_close(&self_connection, &inter("layer0_convnet.conv.sc__out"), 1e-12, "sc (self-connection)");
     assert_close(&(out2 + self_connection), &inter("layer0_convnet.conv__node_features"), 1e-12, "conv output");

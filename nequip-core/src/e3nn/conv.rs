@@ -12,12 +12,13 @@
 //! `M_s [N, d3, n·U]`. The only edge-sized tensors are the messages (and their gradients);
 //! everything after the scatter is per node.
 
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 use super::linear::Linear;
 use super::tensor_product::TensorProduct;
 use super::tp_kernels::{accumulate, cat_blocks, Buffers};
 use super::uvu_messages::UvuMessages;
+use super::uvu_native::UvuNative;
 
 /// One (sub, `linear_2` instruction) pair: `out[i_out] += M_sub @ (pw * W_term)`.
 #[derive(Debug)]
@@ -31,6 +32,8 @@ struct Term {
 #[derive(Debug)]
 pub struct FusedConvolution {
     kernel: UvuMessages,
+    /// The native CPU kernel of the messages (used for CPU inputs unless disabled).
+    native: Option<UvuNative>,
     terms: Vec<Term>,
     /// `(mul, dim)` of every `linear_2` output block.
     out_blocks: Vec<(i64, i64)>,
@@ -73,6 +76,7 @@ impl FusedConvolution {
             mid_rows.push((sb, row));
         }
         let kernel = UvuMessages::try_new(in1, in2, mid, ins)?;
+        let native = UvuNative::try_new(&kernel, in1, in2, mid, ins);
         // linear instruction weight offsets
         let mut offsets = Vec::with_capacity(linear.instructions.len());
         let mut off = 0usize;
@@ -118,6 +122,7 @@ impl FusedConvolution {
         }
         Some(FusedConvolution {
             kernel,
+            native,
             terms,
             out_blocks: linear
                 .irreps_out
@@ -130,12 +135,16 @@ impl FusedConvolution {
         })
     }
 
-    /// `x_edges [E, dim1]` (the features of each edge's neighbour), `sh [E, dim2]`, per-edge
-    /// weights `[E, weight_numel]`, `centres [E]` (i64), `n_nodes`, the divisor of the node
-    /// sums (`sqrt(avg_num_neighbors)`) and the linear's flat weight → `[n_nodes, dim_out]`.
+    /// The node features `x [_, dim1]`, the edges' `neighbours [E]` (i64: whose features each
+    /// edge carries), `sh [E, dim2]`, per-edge weights `[E, weight_numel]`, the edges'
+    /// `centres [E]` (i64), `n_nodes`, the divisor of the node sums (`sqrt(avg_num_neighbors)`)
+    /// and the linear's flat weight → `[n_nodes, dim_out]`. CPU inputs go through the native
+    /// kernel of the messages, others through libtorch ops.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
-        x_edges: &Tensor,
+        x: &Tensor,
+        neighbours: &Tensor,
         sh: &Tensor,
         weight: &Tensor,
         centres: &Tensor,
@@ -143,28 +152,57 @@ impl FusedConvolution {
         node_divisor: Option<f64>,
         linear_weight: &Tensor,
     ) -> Tensor {
-        let b = self.bufs.get(x_edges);
-        let (kind, device) = (x_edges.kind(), x_edges.device());
-        let z = x_edges.size()[0];
+        let native = x.device() == Device::Cpu;
+        self.forward_using(native, x, neighbours, sh, weight, centres, n_nodes, node_divisor, linear_weight)
+    }
+
+    /// [`Self::forward`] with the messages computed by the native kernel (`native`, CPU only)
+    /// or by libtorch ops — the same numbers (tests compare both).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_using(
+        &self,
+        native: bool,
+        x: &Tensor,
+        neighbours: &Tensor,
+        sh: &Tensor,
+        weight: &Tensor,
+        centres: &Tensor,
+        n_nodes: i64,
+        node_divisor: Option<f64>,
+        linear_weight: &Tensor,
+    ) -> Tensor {
+        let b = self.bufs.get(x);
+        let (kind, device) = (x.kind(), x.device());
         let subs = &self.kernel.subs;
-        let sums: Vec<Tensor> = subs
-            .iter()
-            .zip(self.kernel.messages(x_edges, sh, weight))
-            .map(|(s, msg)| {
-                let n = s.paths.len() as i64;
-                let m = Tensor::zeros([n_nodes, n * s.d3 * s.mul], (kind, device)).index_add(
-                    0,
-                    centres,
-                    &msg.view([z, -1]),
-                );
-                // [N, d3, n·U] (a node-sized copy) for the linear's matmul
-                m.view([n_nodes, n, s.d3, s.mul]).transpose(1, 2).reshape([
-                    n_nodes,
-                    s.d3,
-                    n * s.mul,
-                ])
-            })
-            .collect();
+        let sums: Vec<Tensor> = match self.native.as_ref().filter(|_| native) {
+            Some(k) => {
+                // each sub's node sums are [N, d3, n·U] already
+                let m = k.node_sums(x, neighbours, sh, weight, centres, n_nodes);
+                let sizes: Vec<i64> = subs.iter().map(|s| s.d3 * s.paths.len() as i64 * s.mul).collect();
+                m.split_with_sizes(sizes.as_slice(), 1)
+                    .iter()
+                    .zip(subs)
+                    .map(|(m, s)| m.reshape([n_nodes, s.d3, s.paths.len() as i64 * s.mul]))
+                    .collect()
+            }
+            None => {
+                let x_edges = x.index_select(0, neighbours);
+                let z = x_edges.size()[0];
+                subs
+                .iter()
+                .zip(self.kernel.messages(&x_edges, sh, weight))
+                .map(|(s, msg)| {
+                    let n = s.paths.len() as i64;
+                    let m = Tensor::zeros([n_nodes, n * s.d3 * s.mul], (kind, device))
+                        .index_add(0, centres, &msg.view([z, -1]));
+                    // [N, d3, n·U] (a node-sized copy) for the linear's matmul
+                    m.view([n_nodes, n, s.d3, s.mul])
+                        .transpose(1, 2)
+                        .reshape([n_nodes, s.d3, n * s.mul])
+                })
+                .collect()
+            }
+        };
         let w_ext = Tensor::cat(
             &[
                 linear_weight.view([-1]),
@@ -191,6 +229,6 @@ impl FusedConvolution {
                 .reshape([n_nodes, -1]);
             accumulate(&mut outs[t.i_out], y);
         }
-        cat_blocks(outs, &self.out_blocks, n_nodes, x_edges)
+        cat_blocks(outs, &self.out_blocks, n_nodes, x)
     }
 }

@@ -37,6 +37,7 @@ pub mod tensor_product;
 pub mod testing;
 mod tp_kernels;
 mod uvu_messages;
+mod uvu_native;
 pub mod wigner;
 
 pub use activation::{Act, NormActivation, ShiftedSoftPlus};

@@ -61,7 +61,7 @@ pub(crate) struct UvuMessages {
     block_dims1: Vec<i64>,
     mul1: Vec<i64>,
     /// Weight count of every path (instruction order).
-    path_wlen: Vec<i64>,
+    pub path_wlen: Vec<i64>,
     /// [CG `[dim2, Σ_s cg_width]`]
     bufs: Buffers,
 }
@@ -90,7 +90,7 @@ impl UvuMessages {
                 }),
             }
         }
-        let cg = cg_columns(in1, in2, out, ins, &subs)?;
+        let cg = cg_columns(in1, in2, out, ins, &subs, false)?;
         Some(UvuMessages {
             subs,
             block_dims1: in1.iter().map(|m| m.dim() as i64).collect(),
@@ -157,13 +157,15 @@ impl UvuMessages {
 }
 
 /// The path-weighted Clebsch–Gordan coefficients of every sub, `[dim2, Σ cg_width]` (f64): per
-/// sub `[n, d3, d1]` or the block-diagonal `[n·d3, n·d1]`, row-major.
-fn cg_columns(
+/// sub `[n, d3, d1]` or the block-diagonal `[n·d3, n·d1]`, row-major; always `[n, d3, d1]`
+/// with `all_per_path` (the layout of [`super::uvu_native`]).
+pub(crate) fn cg_columns(
     in1: &Irreps,
     in2: &Irreps,
     out: &Irreps,
     ins: &[Instruction],
     subs: &[Sub],
+    all_per_path: bool,
 ) -> Option<Tensor> {
     let s2 = in2.slices();
     let dim2 = in2.dim();
@@ -183,7 +185,7 @@ fn cg_columns(
         // entry (t·d3 + k, t'·d1 + a): zero unless t = t' (only those entries when per path)
         for tk in 0..n * d3 {
             let (t, k) = (tk / d3, tk % d3);
-            let row_cols = if s.per_path() {
+            let row_cols = if all_per_path || s.per_path() {
                 t * d1..(t + 1) * d1
             } else {
                 0..n * d1

@@ -76,12 +76,12 @@ impl InteractionBlock {
         let weight = self.fc.forward(edge_embedding);
         let sc = self.sc.as_ref().map(|sc| sc.forward(node_features, node_attrs));
         let x = self.linear_1.forward(node_features);
-        let x_edges = x.index_select(0, &edge_index.get(1));
+        let (centres, neighbours) = (edge_index.get(0), edge_index.get(1));
         let n = node_features.size()[0];
         let divisor = self.avg_num_neighbors.map(f64::sqrt);
         let out = match (&self.fused, &self.linear_2.weight) {
-            (Some(f), Some(w2)) => f.forward(&x_edges, edge_attrs, &weight, &edge_index.get(0), n, divisor, w2),
-            _ => self.separate_ops(&x_edges, edge_attrs, &weight, &edge_index.get(0), n, divisor),
+            (Some(f), Some(w2)) => f.forward(&x, &neighbours, edge_attrs, &weight, &centres, n, divisor, w2),
+            _ => self.separate_ops(&x.index_select(0, &neighbours), edge_attrs, &weight, &centres, n, divisor),
         };
         match sc {
             Some(s) => out + s,

@@ -1,0 +1,321 @@
+// The messages of NequIP's `uvu` convolution as one CPU kernel with its own autograd node
+// (src/e3nn/uvu_native.rs explains the plan and the layouts; it is the only caller).
+//
+// Four tensors take part; for edge z with centre c(z) and neighbour n(z):
+//   G  node sums of the messages  G[c(z), o + k*ks + u]  path output component k, channel u
+//   X  node features              X[n(z), x + u*d1 + a]  e3nn's mul-major block of the input irrep
+//   R  sh @ CG (per edge)         R[z, r + k*d1 + a]     the path's (path-weighted) CG contraction
+//   W  weights (per edge)         W[z, w + u]            the path's per-edge weights
+// and every edge z and path p contribute G_p(k,u) * W_p(u) * R_p(k,a) * X_p(a,u) to the scalar
+// F(G, X, R, W) = sum over z, p, k, a, u. The forward computes G = dF/dG (gather of the
+// neighbours' features, tensor product, scatter-sum to the centres: no edge-sized messages);
+// the derivative of <g, dF/dT> with respect to another tensor Y is dF/dY with T replaced by g,
+// so the backward of "compute T" is "compute Y" for the other three roles, again through this
+// node: first and second derivatives stay in one kernel.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+enum Role { G = 0, X = 1, R = 2, W = 3 };
+
+struct Path {
+  int64_t x, d1, u, r, d3, w, o, ks;
+};
+
+// plan = [dim_G, dim_X, dim_R, dim_W, then 8 integers per path (the Path fields)]; the row
+// counts of G and X (nodes) are separate arguments.
+struct Plan {
+  int64_t dims[4];
+  std::vector<Path> paths;
+  int64_t uniform_u = 0;  // the channel count U shared by every path, else 0
+  explicit Plan(const at::Tensor& t) {
+    TORCH_CHECK(t.scalar_type() == at::kLong && t.dim() == 1 && t.numel() >= 4 &&
+                    (t.numel() - 4) % 8 == 0,
+                "uvu_native: malformed plan");
+    auto c = t.contiguous();
+    const int64_t* p = c.data_ptr<int64_t>();
+    std::copy(p, p + 4, dims);
+    for (int64_t i = 4; i < c.numel(); i += 8)
+      paths.push_back(Path{p[i], p[i + 1], p[i + 2], p[i + 3], p[i + 4], p[i + 5], p[i + 6],
+                           p[i + 7]});
+    if (!paths.empty()) {
+      uniform_u = paths[0].u;
+      for (const Path& q : paths)
+        if (q.u != uniform_u) uniform_u = 0;
+    }
+  }
+};
+
+// The roles other than `target`, in increasing order: the node's three inputs.
+void others(int64_t target, int64_t out[3]) {
+  int j = 0;
+  for (int64_t r = 0; r < 4; ++r)
+    if (r != target) out[j++] = r;
+}
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+// An AVX2/FMA clone next to the baseline one, chosen at load time (the inner loops run over
+// the U channels; the file is compiled with reassociation allowed so that the dot products
+// over U vectorise too).
+#define NEQUIP_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define NEQUIP_CLONES
+#endif
+
+// Rows [begin, end) of the target tensor from the rows of the other three. `buf` holds
+// 2 * (largest d1*U) + (largest U) elements. NU > 0: every path has U = NU channels (loops of
+// a compile-time length, the per-row vector in registers).
+template <typename T, int NU>
+inline __attribute__((always_inline)) void rows(int64_t target, const Plan& plan,
+                                                T* const base[4], const int64_t* centres,
+                                                const int64_t* neighbours, int64_t begin,
+                                                int64_t end, T* buf, int64_t block) {
+  T* __restrict__ xt = buf;          // the current input block, transposed: xt[a*nu + u]
+  T* __restrict__ acc = buf + block; // per-block (X) or per-row accumulator
+  T loc[NU > 0 ? NU : 1];
+  T* __restrict__ gw = NU > 0 ? loc : acc + block;  // one row of U channels
+  for (int64_t z = begin; z < end; ++z) {
+    T* __restrict__ g = base[G] + centres[z] * plan.dims[G];
+    T* __restrict__ x = base[X] + neighbours[z] * plan.dims[X];
+    T* __restrict__ r = base[R] + z * plan.dims[R];
+    T* __restrict__ w = base[W] + z * plan.dims[W];
+    int64_t cur = -1, cur_d1 = 0, cur_nu = 0;
+    auto flush = [&] {  // X: the accumulated block back into e3nn's layout
+      if (target == X && cur >= 0)
+        for (int64_t u = 0; u < cur_nu; ++u)
+          for (int64_t a = 0; a < cur_d1; ++a) x[cur + u * cur_d1 + a] += acc[a * cur_nu + u];
+    };
+    for (const Path& p : plan.paths) {
+      const int64_t d1 = p.d1, nu = NU > 0 ? NU : p.u;
+      if (p.x != cur) {
+        flush();
+        cur = p.x, cur_d1 = d1, cur_nu = nu;
+        if (target == X)
+          std::fill(acc, acc + d1 * nu, T(0));
+        else
+          for (int64_t u = 0; u < nu; ++u)
+            for (int64_t a = 0; a < d1; ++a) xt[a * nu + u] = x[p.x + u * d1 + a];
+      }
+      const T* __restrict__ wp = w + p.w;
+      switch (target) {
+        case G:
+          for (int64_t k = 0; k < p.d3; ++k) {
+            T* __restrict__ gk = g + p.o + k * p.ks;
+            const T* __restrict__ rk = r + p.r + k * d1;
+            for (int64_t u = 0; u < nu; ++u) gw[u] = 0;
+            for (int64_t a = 0; a < d1; ++a) {
+              const T c = rk[a];
+              const T* __restrict__ xa = xt + a * nu;
+              for (int64_t u = 0; u < nu; ++u) gw[u] += c * xa[u];
+            }
+            for (int64_t u = 0; u < nu; ++u) gk[u] += gw[u] * wp[u];
+          }
+          break;
+        case X:
+          for (int64_t k = 0; k < p.d3; ++k) {
+            const T* __restrict__ gk = g + p.o + k * p.ks;
+            const T* __restrict__ rk = r + p.r + k * d1;
+            for (int64_t u = 0; u < nu; ++u) gw[u] = gk[u] * wp[u];
+            for (int64_t a = 0; a < d1; ++a) {
+              const T c = rk[a];
+              T* __restrict__ acca = acc + a * nu;
+              for (int64_t u = 0; u < nu; ++u) acca[u] += c * gw[u];
+            }
+          }
+          break;
+        case R:
+          for (int64_t k = 0; k < p.d3; ++k) {
+            const T* __restrict__ gk = g + p.o + k * p.ks;
+            for (int64_t u = 0; u < nu; ++u) gw[u] = gk[u] * wp[u];
+            for (int64_t a = 0; a < d1; ++a) {
+              const T* __restrict__ xa = xt + a * nu;
+              T s = 0;
+              for (int64_t u = 0; u < nu; ++u) s += gw[u] * xa[u];
+              r[p.r + k * d1 + a] = s;
+            }
+          }
+          break;
+        case W: {
+          T* __restrict__ ws = w + p.w;  // zero-initialised by compute()
+          for (int64_t k = 0; k < p.d3; ++k) {
+            const T* __restrict__ gk = g + p.o + k * p.ks;
+            const T* __restrict__ rk = r + p.r + k * d1;
+            for (int64_t u = 0; u < nu; ++u) gw[u] = 0;
+            for (int64_t a = 0; a < d1; ++a) {
+              const T c = rk[a];
+              const T* __restrict__ xa = xt + a * nu;
+              for (int64_t u = 0; u < nu; ++u) gw[u] += c * xa[u];
+            }
+            for (int64_t u = 0; u < nu; ++u) ws[u] += gk[u] * gw[u];
+          }
+          break;
+        }
+      }
+    }
+    flush();
+  }
+}
+
+#define NEQUIP_ROWS(NAME, T)                                                                  \
+  NEQUIP_CLONES void NAME(int64_t target, const Plan& plan, T* const base[4],                   \
+                          const int64_t* centres, const int64_t* neighbours, int64_t begin,     \
+                          int64_t end, T* buf, int64_t block) {                                 \
+    switch (plan.uniform_u) {                                                                   \
+      case 8: return rows<T, 8>(target, plan, base, centres, neighbours, begin, end, buf, block);   \
+      case 16: return rows<T, 16>(target, plan, base, centres, neighbours, begin, end, buf, block); \
+      case 32: return rows<T, 32>(target, plan, base, centres, neighbours, begin, end, buf, block); \
+      case 64: return rows<T, 64>(target, plan, base, centres, neighbours, begin, end, buf, block); \
+      default: return rows<T, 0>(target, plan, base, centres, neighbours, begin, end, buf, block);  \
+    }                                                                                           \
+  }
+NEQUIP_ROWS(rows_f32, float)
+NEQUIP_ROWS(rows_f64, double)
+
+void rows_any(int64_t target, const Plan& plan, float* const base[4], const int64_t* c,
+              const int64_t* n, int64_t begin, int64_t end, float* buf, int64_t block) {
+  rows_f32(target, plan, base, c, n, begin, end, buf, block);
+}
+
+void rows_any(int64_t target, const Plan& plan, double* const base[4], const int64_t* c,
+              const int64_t* n, int64_t begin, int64_t end, double* buf, int64_t block) {
+  rows_f64(target, plan, base, c, n, begin, end, buf, block);
+}
+
+// The target tensor from the three others (in role order): [n_g, dim_G] (G), [n_x, dim_X] (X)
+// or [Z, dim] (R, W), Z = the number of edges.
+at::Tensor compute(int64_t target, const at::Tensor& plan_t, const at::Tensor& centres_t,
+                   const at::Tensor& neighbours_t, int64_t n_g, int64_t n_x,
+                   const at::Tensor ins[3]) {
+  TORCH_CHECK(target >= 0 && target < 4, "uvu_native: bad target");
+  const Plan plan(plan_t);
+  const at::Tensor centres = centres_t.contiguous(), neighbours = neighbours_t.contiguous();
+  const int64_t z = centres.numel();
+  TORCH_CHECK(centres.scalar_type() == at::kLong && neighbours.scalar_type() == at::kLong &&
+                  neighbours.numel() == z && centres.device().is_cpu() &&
+                  neighbours.device().is_cpu(),
+              "uvu_native: centres and neighbours must be int64 CPU tensors of one length");
+  const int64_t rows_of[4] = {n_g, n_x, z, z};
+  int64_t roles[3];
+  others(target, roles);
+  at::Tensor t[4];
+  for (int i = 0; i < 3; ++i) {
+    const int64_t role = roles[i];
+    TORCH_CHECK(ins[i].device().is_cpu(), "uvu_native: CPU tensors only");
+    TORCH_CHECK(ins[i].dim() == 2 && ins[i].size(0) == rows_of[role] &&
+                    ins[i].size(1) == plan.dims[role],
+                "uvu_native: input of role ", role, " has shape ", ins[i].sizes(), ", expected [",
+                rows_of[role], ", ", plan.dims[role], "]");
+    TORCH_CHECK(ins[i].scalar_type() == ins[0].scalar_type(), "uvu_native: mixed dtypes");
+    t[role] = ins[i].contiguous();
+  }
+  const int64_t* c = centres.data_ptr<int64_t>();
+  const int64_t* n = neighbours.data_ptr<int64_t>();
+  for (int64_t e = 0; e < z; ++e)
+    TORCH_CHECK(c[e] >= 0 && c[e] < n_g && n[e] >= 0 && n[e] < n_x,
+                "uvu_native: edge ", e, " has a node index out of range");
+  int64_t block = 1;
+  for (const Path& p : plan.paths) block = std::max(block, p.d1 * p.u);
+  // G and X are sums over edges (scatters): one partial sum per thread, added at the end
+  // (a fixed order for a given thread count); R and W have one row per edge.
+  const bool scatter = target == G || target == X;
+  constexpr int64_t grain = 16;
+  // at::parallel_for runs at most min(threads, ceil(z / grain)) chunks, chunk i on thread i
+  const int64_t threads =
+      scatter && !at::in_parallel_region()
+          ? std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (z + grain - 1) / grain))
+          : 1;
+  at::Tensor out = at::zeros({threads, rows_of[target], plan.dims[target]}, ins[0].options());
+  AT_DISPATCH_FLOATING_TYPES(ins[0].scalar_type(), "uvu_native", [&] {
+    scalar_t* base[4];
+    for (int i = 0; i < 4; ++i) base[i] = t[i].defined() ? t[i].data_ptr<scalar_t>() : nullptr;
+    scalar_t* const target_base = out.data_ptr<scalar_t>();
+    const int64_t slot_size = rows_of[target] * plan.dims[target];
+    auto run = [&](int64_t begin, int64_t end, int64_t slot) {
+      scalar_t* b[4] = {base[0], base[1], base[2], base[3]};
+      b[target] = target_base + slot * slot_size;
+      std::vector<scalar_t> buf(3 * block);
+      rows_any(target, plan, b, c, n, begin, end, buf.data(), block);
+    };
+    if (threads == 1 && scatter) {
+      run(0, z, 0);
+    } else {
+      at::parallel_for(0, z, grain, [&](int64_t begin, int64_t end) {
+        const int64_t slot = scatter ? at::get_thread_num() : 0;
+        TORCH_CHECK(slot < threads, "uvu_native: more chunks than partial sums");
+        run(begin, end, slot);
+      });
+    }
+  });
+  return threads == 1 ? out[0] : out.sum(0);
+}
+
+struct UvuNative : public torch::autograd::Function<UvuNative> {
+  static at::Tensor forward(AutogradContext* ctx, int64_t target, const at::Tensor& plan,
+                            const at::Tensor& centres, const at::Tensor& neighbours, int64_t n_g,
+                            int64_t n_x, const at::Tensor& a, const at::Tensor& b,
+                            const at::Tensor& c) {
+    ctx->saved_data["target"] = target;
+    ctx->saved_data["plan"] = plan;
+    ctx->saved_data["centres"] = centres;
+    ctx->saved_data["neighbours"] = neighbours;
+    ctx->saved_data["n_g"] = n_g;
+    ctx->saved_data["n_x"] = n_x;
+    ctx->save_for_backward({a, b, c});
+    const at::Tensor ins[3] = {a, b, c};
+    return compute(target, plan, centres, neighbours, n_g, n_x, ins);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const int64_t target = ctx->saved_data["target"].toInt();
+    const at::Tensor plan = ctx->saved_data["plan"].toTensor();
+    const at::Tensor centres = ctx->saved_data["centres"].toTensor();
+    const at::Tensor neighbours = ctx->saved_data["neighbours"].toTensor();
+    const int64_t n_g = ctx->saved_data["n_g"].toInt(), n_x = ctx->saved_data["n_x"].toInt();
+    const variable_list saved = ctx->get_saved_variables();
+    variable_list out(9);  // one per forward argument
+    if (!grads[0].defined()) return out;
+    int64_t roles[3];
+    others(target, roles);
+    at::Tensor by_role[4];
+    by_role[target] = grads[0];
+    for (int i = 0; i < 3; ++i) by_role[roles[i]] = saved[i];
+    for (int i = 0; i < 3; ++i) {
+      // needs_input_grad counts tensor arguments only (plan, centres, neighbours = 0..2)
+      if (!ctx->needs_input_grad(3 + i)) continue;
+      int64_t in_roles[3];
+      others(roles[i], in_roles);
+      out[6 + i] = UvuNative::apply(roles[i], plan, centres, neighbours, n_g, n_x,
+                                    by_role[in_roles[0]], by_role[in_roles[1]],
+                                    by_role[in_roles[2]]);
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+// C entry point. Tensors are tch's handles (`at::Tensor*`); returns a new handle, or null with
+// the error message in `err`.
+extern "C" at::Tensor* nequip_uvu_native(int64_t target, const at::Tensor* plan,
+                                         const at::Tensor* centres, const at::Tensor* neighbours,
+                                         int64_t n_g, int64_t n_x, const at::Tensor* a,
+                                         const at::Tensor* b, const at::Tensor* c, char* err,
+                                         size_t err_len) {
+  try {
+    return new at::Tensor(
+        UvuNative::apply(target, *plan, *centres, *neighbours, n_g, n_x, *a, *b, *c));
+  } catch (const std::exception& e) {
+    std::snprintf(err, err_len, "%s", e.what());
+    return nullptr;
+  }
+}
