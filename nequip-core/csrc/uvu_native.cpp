@@ -37,7 +37,6 @@ struct Path {
 struct Plan {
   int64_t dims[4];
   std::vector<Path> paths;
-  int64_t uniform_u = 0;  // the channel count U shared by every path, else 0
   explicit Plan(const at::Tensor& t) {
     TORCH_CHECK(t.scalar_type() == at::kLong && t.dim() == 1 && t.numel() >= 4 &&
                     (t.numel() - 4) % 8 == 0,
@@ -48,11 +47,6 @@ struct Plan {
     for (int64_t i = 4; i < c.numel(); i += 8)
       paths.push_back(Path{p[i], p[i + 1], p[i + 2], p[i + 3], p[i + 4], p[i + 5], p[i + 6],
                            p[i + 7]});
-    if (!paths.empty()) {
-      uniform_u = paths[0].u;
-      for (const Path& q : paths)
-        if (q.u != uniform_u) uniform_u = 0;
-    }
   }
 };
 
@@ -72,23 +66,119 @@ void others(int64_t target, int64_t out[3]) {
 #define NEQUIP_CLONES
 #endif
 
-// Rows [begin, end) of the target tensor from the rows of the other three. `buf` holds
-// 2 * (largest d1*U) + (largest U) elements. NU > 0: every path has U = NU channels (loops of
-// a compile-time length, the per-row vector in registers).
-template <typename T, int NU>
+// C consecutive channels held in registers: N vectors of L lanes (GCC vector extensions;
+// L = 1 is a plain scalar, for the remainder of a U that is not a multiple of the vector width).
+template <typename T, int L>
+struct VecOf {
+  typedef T type __attribute__((vector_size(L * sizeof(T))));
+};
+template <typename T>
+struct VecOf<T, 1> {
+  typedef T type;
+};
+
+template <typename T, int C>
+struct Lanes {
+  static constexpr int L = C * sizeof(T) >= 32 ? 32 / sizeof(T) : 1;
+  static constexpr int N = C / L;
+  typedef typename VecOf<T, L>::type V;
+  V v[N];
+
+  static V at(const T* p) {
+    V x;
+    std::memcpy(&x, p, sizeof(V));
+    return x;
+  }
+  void zero() {
+#pragma GCC unroll 16
+    for (int i = 0; i < N; ++i) v[i] = V{};
+  }
+  void load_mul(const T* p, const T* q) {  // v = p * q
+#pragma GCC unroll 16
+    for (int i = 0; i < N; ++i) v[i] = at(p + i * L) * at(q + i * L);
+  }
+  void fma(T c, const T* p) {  // v += c * p
+#pragma GCC unroll 16
+    for (int i = 0; i < N; ++i) v[i] += c * at(p + i * L);
+  }
+  void add_mul_to(T* out, const T* q) const {  // out += v * q
+#pragma GCC unroll 16
+    for (int i = 0; i < N; ++i) {
+      const V y = at(out + i * L) + v[i] * at(q + i * L);
+      std::memcpy(out + i * L, &y, sizeof(V));
+    }
+  }
+  void axpy_to(T* out, T c) const {  // out += c * v
+#pragma GCC unroll 16
+    for (int i = 0; i < N; ++i) {
+      const V y = at(out + i * L) + c * v[i];
+      std::memcpy(out + i * L, &y, sizeof(V));
+    }
+  }
+  T dot(const T* p) const {  // sum(v * p)
+    V s = v[0] * at(p);
+#pragma GCC unroll 16
+    for (int i = 1; i < N; ++i) s += v[i] * at(p + i * L);
+    if constexpr (L == 1) {
+      return s;
+    } else {
+      T t = 0;
+      for (int j = 0; j < L; ++j) t += s[j];
+      return t;
+    }
+  }
+};
+
+// Channels [u0, u0 + C) of path p's contribution to the target row. xt: the path's input
+// block transposed (xt[a*nu + u]); acc: the X accumulator of that block (same layout).
+template <typename T, int C>
+inline __attribute__((always_inline)) void path_channels(int64_t target, const Path& p,
+                                                         int64_t u0, T* g, T* r, T* w,
+                                                         const T* xt, T* acc) {
+  const int64_t d1 = p.d1, nu = p.u;
+  const T* wp = w + p.w + u0;
+  Lanes<T, C> v;
+  for (int64_t k = 0; k < p.d3; ++k) {
+    T* gk = g + p.o + k * p.ks + u0;
+    T* rk = r + p.r + k * d1;
+    switch (target) {
+      case G:  // g += w * sum_a r x
+        v.zero();
+        for (int64_t a = 0; a < d1; ++a) v.fma(rk[a], xt + a * nu + u0);
+        v.add_mul_to(gk, wp);
+        break;
+      case X:  // x += r * (g w)
+        v.load_mul(gk, wp);
+        for (int64_t a = 0; a < d1; ++a) v.axpy_to(acc + a * nu + u0, rk[a]);
+        break;
+      case R:  // r += sum_u (g w) x
+        v.load_mul(gk, wp);
+        for (int64_t a = 0; a < d1; ++a) rk[a] += v.dot(xt + a * nu + u0);
+        break;
+      case W:  // w += g * sum_a r x
+        v.zero();
+        for (int64_t a = 0; a < d1; ++a) v.fma(rk[a], xt + a * nu + u0);
+        v.add_mul_to(w + p.w + u0, gk);
+        break;
+    }
+  }
+}
+
+// Rows [begin, end) of the target tensor (zero-initialised) from the rows of the other
+// three. `buf` holds 2 * (largest d1*U) elements.
+template <typename T>
 inline __attribute__((always_inline)) void rows(int64_t target, const Plan& plan,
                                                 T* const base[4], const int64_t* centres,
                                                 const int64_t* neighbours, int64_t begin,
                                                 int64_t end, T* buf, int64_t block) {
-  T* __restrict__ xt = buf;          // the current input block, transposed: xt[a*nu + u]
-  T* __restrict__ acc = buf + block; // per-block (X) or per-row accumulator
-  T loc[NU > 0 ? NU : 1];
-  T* __restrict__ gw = NU > 0 ? loc : acc + block;  // one row of U channels
+  constexpr int wide = 128 / sizeof(T), vec = 32 / sizeof(T);  // 4 vectors, 1 vector
+  T* xt = buf;           // the current input block, transposed: xt[a*nu + u]
+  T* acc = buf + block;  // X: the current block's accumulator (same layout)
   for (int64_t z = begin; z < end; ++z) {
-    T* __restrict__ g = base[G] + centres[z] * plan.dims[G];
-    T* __restrict__ x = base[X] + neighbours[z] * plan.dims[X];
-    T* __restrict__ r = base[R] + z * plan.dims[R];
-    T* __restrict__ w = base[W] + z * plan.dims[W];
+    T* g = base[G] + centres[z] * plan.dims[G];
+    T* x = base[X] + neighbours[z] * plan.dims[X];
+    T* r = base[R] + z * plan.dims[R];
+    T* w = base[W] + z * plan.dims[W];
     int64_t cur = -1, cur_d1 = 0, cur_nu = 0;
     auto flush = [&] {  // X: the accumulated block back into e3nn's layout
       if (target == X && cur >= 0)
@@ -96,7 +186,7 @@ inline __attribute__((always_inline)) void rows(int64_t target, const Plan& plan
           for (int64_t a = 0; a < cur_d1; ++a) x[cur + u * cur_d1 + a] += acc[a * cur_nu + u];
     };
     for (const Path& p : plan.paths) {
-      const int64_t d1 = p.d1, nu = NU > 0 ? NU : p.u;
+      const int64_t d1 = p.d1, nu = p.u;
       if (p.x != cur) {
         flush();
         cur = p.x, cur_d1 = d1, cur_nu = nu;
@@ -106,77 +196,20 @@ inline __attribute__((always_inline)) void rows(int64_t target, const Plan& plan
           for (int64_t u = 0; u < nu; ++u)
             for (int64_t a = 0; a < d1; ++a) xt[a * nu + u] = x[p.x + u * d1 + a];
       }
-      const T* __restrict__ wp = w + p.w;
-      switch (target) {
-        case G:
-          for (int64_t k = 0; k < p.d3; ++k) {
-            T* __restrict__ gk = g + p.o + k * p.ks;
-            const T* __restrict__ rk = r + p.r + k * d1;
-            for (int64_t u = 0; u < nu; ++u) gw[u] = 0;
-            for (int64_t a = 0; a < d1; ++a) {
-              const T c = rk[a];
-              const T* __restrict__ xa = xt + a * nu;
-              for (int64_t u = 0; u < nu; ++u) gw[u] += c * xa[u];
-            }
-            for (int64_t u = 0; u < nu; ++u) gk[u] += gw[u] * wp[u];
-          }
-          break;
-        case X:
-          for (int64_t k = 0; k < p.d3; ++k) {
-            const T* __restrict__ gk = g + p.o + k * p.ks;
-            const T* __restrict__ rk = r + p.r + k * d1;
-            for (int64_t u = 0; u < nu; ++u) gw[u] = gk[u] * wp[u];
-            for (int64_t a = 0; a < d1; ++a) {
-              const T c = rk[a];
-              T* __restrict__ acca = acc + a * nu;
-              for (int64_t u = 0; u < nu; ++u) acca[u] += c * gw[u];
-            }
-          }
-          break;
-        case R:
-          for (int64_t k = 0; k < p.d3; ++k) {
-            const T* __restrict__ gk = g + p.o + k * p.ks;
-            for (int64_t u = 0; u < nu; ++u) gw[u] = gk[u] * wp[u];
-            for (int64_t a = 0; a < d1; ++a) {
-              const T* __restrict__ xa = xt + a * nu;
-              T s = 0;
-              for (int64_t u = 0; u < nu; ++u) s += gw[u] * xa[u];
-              r[p.r + k * d1 + a] = s;
-            }
-          }
-          break;
-        case W: {
-          T* __restrict__ ws = w + p.w;  // zero-initialised by compute()
-          for (int64_t k = 0; k < p.d3; ++k) {
-            const T* __restrict__ gk = g + p.o + k * p.ks;
-            const T* __restrict__ rk = r + p.r + k * d1;
-            for (int64_t u = 0; u < nu; ++u) gw[u] = 0;
-            for (int64_t a = 0; a < d1; ++a) {
-              const T c = rk[a];
-              const T* __restrict__ xa = xt + a * nu;
-              for (int64_t u = 0; u < nu; ++u) gw[u] += c * xa[u];
-            }
-            for (int64_t u = 0; u < nu; ++u) ws[u] += gk[u] * gw[u];
-          }
-          break;
-        }
-      }
+      int64_t u0 = 0;
+      for (; u0 + wide <= nu; u0 += wide) path_channels<T, wide>(target, p, u0, g, r, w, xt, acc);
+      for (; u0 + vec <= nu; u0 += vec) path_channels<T, vec>(target, p, u0, g, r, w, xt, acc);
+      for (; u0 < nu; ++u0) path_channels<T, 1>(target, p, u0, g, r, w, xt, acc);
     }
     flush();
   }
 }
 
-#define NEQUIP_ROWS(NAME, T)                                                                  \
-  NEQUIP_CLONES void NAME(int64_t target, const Plan& plan, T* const base[4],                   \
-                          const int64_t* centres, const int64_t* neighbours, int64_t begin,     \
-                          int64_t end, T* buf, int64_t block) {                                 \
-    switch (plan.uniform_u) {                                                                   \
-      case 8: return rows<T, 8>(target, plan, base, centres, neighbours, begin, end, buf, block);   \
-      case 16: return rows<T, 16>(target, plan, base, centres, neighbours, begin, end, buf, block); \
-      case 32: return rows<T, 32>(target, plan, base, centres, neighbours, begin, end, buf, block); \
-      case 64: return rows<T, 64>(target, plan, base, centres, neighbours, begin, end, buf, block); \
-      default: return rows<T, 0>(target, plan, base, centres, neighbours, begin, end, buf, block);  \
-    }                                                                                           \
+#define NEQUIP_ROWS(NAME, T)                                                              \
+  NEQUIP_CLONES void NAME(int64_t target, const Plan& plan, T* const base[4],               \
+                          const int64_t* centres, const int64_t* neighbours, int64_t begin, \
+                          int64_t end, T* buf, int64_t block) {                             \
+    rows<T>(target, plan, base, centres, neighbours, begin, end, buf, block);               \
   }
 NEQUIP_ROWS(rows_f32, float)
 NEQUIP_ROWS(rows_f64, double)
@@ -243,7 +276,7 @@ at::Tensor compute(int64_t target, const at::Tensor& plan_t, const at::Tensor& c
     auto run = [&](int64_t begin, int64_t end, int64_t slot) {
       scalar_t* b[4] = {base[0], base[1], base[2], base[3]};
       b[target] = target_base + slot * slot_size;
-      std::vector<scalar_t> buf(3 * block);
+      std::vector<scalar_t> buf(2 * block);
       rows_any(target, plan, b, c, n, begin, end, buf.data(), block);
     };
     if (threads == 1 && scatter) {
