@@ -2,7 +2,7 @@
 // (src/e3nn/uvu_native.rs explains the plan and the layouts; it is the only caller).
 //
 // Four tensors take part; for edge z with centre c(z) and neighbour n(z):
-//   G  node sums of the messages  G[c(z), o + k*ks + u]  path output component k, channel u
+//   G  node sums of the messages  G[c(z), o + k*ks + u*us]  path output component k, channel u
 //   X  node features              X[n(z), x + u*d1 + a]  e3nn's mul-major block of the input irrep
 //   R  sh @ CG (per edge)         R[z, r + k*d1 + a]     the path's (path-weighted) CG contraction
 //   W  weights (per edge)         W[z, w + u]            the path's per-edge weights
@@ -29,24 +29,28 @@ using torch::autograd::variable_list;
 enum Role { G = 0, X = 1, R = 2, W = 3 };
 
 struct Path {
-  int64_t x, d1, u, r, d3, w, o, ks;
+  int64_t x, d1, u, r, d3, w, o, ks, us;  // G[o + k*ks + u*us]
 };
+constexpr int64_t kPathInts = 9;
 
-// plan = [dim_G, dim_X, dim_R, dim_W, then 8 integers per path (the Path fields)]; the row
-// counts of G and X (nodes) are separate arguments.
+// plan = [per_sample, dim_G, dim_X, dim_R, dim_W, then 9 integers per path (the Path
+// fields)]; per_sample = 1: G and X have one row per edge (a plain tensor product: centres
+// and neighbours are ignored). The row counts of G and X are separate arguments.
 struct Plan {
+  bool per_sample;
   int64_t dims[4];
   std::vector<Path> paths;
   explicit Plan(const at::Tensor& t) {
-    TORCH_CHECK(t.scalar_type() == at::kLong && t.dim() == 1 && t.numel() >= 4 &&
-                    (t.numel() - 4) % 8 == 0,
+    TORCH_CHECK(t.scalar_type() == at::kLong && t.dim() == 1 && t.numel() >= 5 &&
+                    (t.numel() - 5) % kPathInts == 0,
                 "uvu_native: malformed plan");
     auto c = t.contiguous();
     const int64_t* p = c.data_ptr<int64_t>();
-    std::copy(p, p + 4, dims);
-    for (int64_t i = 4; i < c.numel(); i += 8)
+    per_sample = p[0] != 0;
+    std::copy(p + 1, p + 5, dims);
+    for (int64_t i = 5; i < c.numel(); i += kPathInts)
       paths.push_back(Path{p[i], p[i + 1], p[i + 2], p[i + 3], p[i + 4], p[i + 5], p[i + 6],
-                           p[i + 7]});
+                           p[i + 7], p[i + 8]});
   }
 };
 
@@ -89,24 +93,41 @@ struct Lanes {
     std::memcpy(&x, p, sizeof(V));
     return x;
   }
+  static V at(const T* p, int64_t stride) {  // lanes p[0], p[stride], ...
+    if (stride == 1) return at(p);
+    if constexpr (L == 1) {
+      return *p;
+    } else {
+      V x;
+      for (int j = 0; j < L; ++j) x[j] = p[j * stride];
+      return x;
+    }
+  }
+  static void put(T* p, int64_t stride, const V& y) {
+    if (stride == 1) {
+      std::memcpy(p, &y, sizeof(V));
+    } else if constexpr (L == 1) {
+      *p = y;
+    } else {
+      for (int j = 0; j < L; ++j) p[j * stride] = y[j];
+    }
+  }
   void zero() {
 #pragma GCC unroll 16
     for (int i = 0; i < N; ++i) v[i] = V{};
   }
-  void load_mul(const T* p, const T* q) {  // v = p * q
+  void load_mul(const T* p, int64_t ps, const T* q) {  // v = p * q (p with stride ps)
 #pragma GCC unroll 16
-    for (int i = 0; i < N; ++i) v[i] = at(p + i * L) * at(q + i * L);
+    for (int i = 0; i < N; ++i) v[i] = at(p + i * L * ps, ps) * at(q + i * L);
   }
   void fma(T c, const T* p) {  // v += c * p
 #pragma GCC unroll 16
     for (int i = 0; i < N; ++i) v[i] += c * at(p + i * L);
   }
-  void add_mul_to(T* out, const T* q) const {  // out += v * q
+  void add_mul_to(T* out, int64_t os, const T* q, int64_t qs) const {  // out += v * q
 #pragma GCC unroll 16
-    for (int i = 0; i < N; ++i) {
-      const V y = at(out + i * L) + v[i] * at(q + i * L);
-      std::memcpy(out + i * L, &y, sizeof(V));
-    }
+    for (int i = 0; i < N; ++i)
+      put(out + i * L * os, os, at(out + i * L * os, os) + v[i] * at(q + i * L * qs, qs));
   }
   void axpy_to(T* out, T c) const {  // out += c * v
 #pragma GCC unroll 16
@@ -139,33 +160,33 @@ inline __attribute__((always_inline)) void path_channels(int64_t target, const P
   const T* wp = w + p.w + u0;
   Lanes<T, C> v;
   for (int64_t k = 0; k < p.d3; ++k) {
-    T* gk = g + p.o + k * p.ks + u0;
+    T* gk = g + p.o + k * p.ks + u0 * p.us;
     T* rk = r + p.r + k * d1;
     switch (target) {
       case G:  // g += w * sum_a r x
         v.zero();
         for (int64_t a = 0; a < d1; ++a) v.fma(rk[a], xt + a * nu + u0);
-        v.add_mul_to(gk, wp);
+        v.add_mul_to(gk, p.us, wp, 1);
         break;
       case X:  // x += r * (g w)
-        v.load_mul(gk, wp);
+        v.load_mul(gk, p.us, wp);
         for (int64_t a = 0; a < d1; ++a) v.axpy_to(acc + a * nu + u0, rk[a]);
         break;
       case R:  // r += sum_u (g w) x
-        v.load_mul(gk, wp);
+        v.load_mul(gk, p.us, wp);
         for (int64_t a = 0; a < d1; ++a) rk[a] += v.dot(xt + a * nu + u0);
         break;
       case W:  // w += g * sum_a r x
         v.zero();
         for (int64_t a = 0; a < d1; ++a) v.fma(rk[a], xt + a * nu + u0);
-        v.add_mul_to(w + p.w + u0, gk);
+        v.add_mul_to(w + p.w + u0, 1, gk, p.us);
         break;
     }
   }
 }
 
 // Rows [begin, end) of the target tensor (zero-initialised) from the rows of the other
-// three. `buf` holds 2 * (largest d1*U) elements.
+// three. `buf` holds 2 * (largest d1*U) elements. Null centres / neighbours: the identity.
 template <typename T>
 inline __attribute__((always_inline)) void rows(int64_t target, const Plan& plan,
                                                 T* const base[4], const int64_t* centres,
@@ -175,8 +196,8 @@ inline __attribute__((always_inline)) void rows(int64_t target, const Plan& plan
   T* xt = buf;           // the current input block, transposed: xt[a*nu + u]
   T* acc = buf + block;  // X: the current block's accumulator (same layout)
   for (int64_t z = begin; z < end; ++z) {
-    T* g = base[G] + centres[z] * plan.dims[G];
-    T* x = base[X] + neighbours[z] * plan.dims[X];
+    T* g = base[G] + (centres ? centres[z] : z) * plan.dims[G];
+    T* x = base[X] + (neighbours ? neighbours[z] : z) * plan.dims[X];
     T* r = base[R] + z * plan.dims[R];
     T* w = base[W] + z * plan.dims[W];
     int64_t cur = -1, cur_d1 = 0, cur_nu = 0;
@@ -231,11 +252,13 @@ at::Tensor compute(int64_t target, const at::Tensor& plan_t, const at::Tensor& c
                    const at::Tensor ins[3]) {
   TORCH_CHECK(target >= 0 && target < 4, "uvu_native: bad target");
   const Plan plan(plan_t);
+  const bool identity = plan.per_sample;  // G and X: one row per edge
   const at::Tensor centres = centres_t.contiguous(), neighbours = neighbours_t.contiguous();
-  const int64_t z = centres.numel();
-  TORCH_CHECK(centres.scalar_type() == at::kLong && neighbours.scalar_type() == at::kLong &&
-                  neighbours.numel() == z && centres.device().is_cpu() &&
-                  neighbours.device().is_cpu(),
+  const int64_t z = identity ? n_g : centres.numel();
+  TORCH_CHECK(identity ? n_x == n_g
+                       : (centres.scalar_type() == at::kLong &&
+                          neighbours.scalar_type() == at::kLong && neighbours.numel() == z &&
+                          centres.device().is_cpu() && neighbours.device().is_cpu()),
               "uvu_native: centres and neighbours must be int64 CPU tensors of one length");
   const int64_t rows_of[4] = {n_g, n_x, z, z};
   int64_t roles[3];
@@ -251,16 +274,16 @@ at::Tensor compute(int64_t target, const at::Tensor& plan_t, const at::Tensor& c
     TORCH_CHECK(ins[i].scalar_type() == ins[0].scalar_type(), "uvu_native: mixed dtypes");
     t[role] = ins[i].contiguous();
   }
-  const int64_t* c = centres.data_ptr<int64_t>();
-  const int64_t* n = neighbours.data_ptr<int64_t>();
-  for (int64_t e = 0; e < z; ++e)
+  const int64_t* c = identity ? nullptr : centres.data_ptr<int64_t>();
+  const int64_t* n = identity ? nullptr : neighbours.data_ptr<int64_t>();
+  for (int64_t e = 0; !identity && e < z; ++e)
     TORCH_CHECK(c[e] >= 0 && c[e] < n_g && n[e] >= 0 && n[e] < n_x,
                 "uvu_native: edge ", e, " has a node index out of range");
   int64_t block = 1;
   for (const Path& p : plan.paths) block = std::max(block, p.d1 * p.u);
   // G and X are sums over edges (scatters): one partial sum per thread, added at the end
   // (a fixed order for a given thread count); R and W have one row per edge.
-  const bool scatter = target == G || target == X;
+  const bool scatter = !identity && (target == G || target == X);
   constexpr int64_t grain = 16;
   // at::parallel_for runs at most min(threads, ceil(z / grain)) chunks, chunk i on thread i
   const int64_t threads =
@@ -279,7 +302,7 @@ at::Tensor compute(int64_t target, const at::Tensor& plan_t, const at::Tensor& c
       std::vector<scalar_t> buf(2 * block);
       rows_any(target, plan, b, c, n, begin, end, buf.data(), block);
     };
-    if (threads == 1 && scatter) {
+    if (threads == 1 && scatter) {  // (one partial sum: no parallel loop)
       run(0, z, 0);
     } else {
       at::parallel_for(0, z, grain, [&](int64_t begin, int64_t end) {

@@ -76,7 +76,7 @@ impl FusedConvolution {
             mid_rows.push((sb, row));
         }
         let kernel = UvuMessages::try_new(in1, in2, mid, ins)?;
-        let native = UvuNative::try_new(&kernel, in1, in2, mid, ins);
+        let native = UvuNative::for_convolution(&kernel, in1, in2, mid, ins);
         // linear instruction weight offsets
         let mut offsets = Vec::with_capacity(linear.instructions.len());
         let mut off = 0usize;

@@ -344,7 +344,14 @@ impl TensorProduct {
 
     /// Evaluates with explicit weights: `[weight_numel]` when shared, `[..., weight_numel]`
     /// per sample otherwise. `x1 [..., dim1]`, `x2 [..., dim2]` with equal leading shapes.
+    /// NequIP's convolution with per-sample weights runs the native kernel on the CPU.
     pub fn forward_with(&self, x1: &Tensor, x2: &Tensor, weight: Option<&Tensor>) -> Tensor {
+        self.forward_using(true, x1, x2, weight)
+    }
+
+    /// [`Self::forward_with`], with `native: false` always through libtorch ops (what other
+    /// devices run; the same numbers, tests compare both).
+    pub fn forward_using(&self, native: bool, x1: &Tensor, x2: &Tensor, weight: Option<&Tensor>) -> Tensor {
         let lead: Vec<i64> = x1.size()[..x1.dim() - 1].to_vec();
         let x1f = x1.reshape([-1, self.irreps_in1.dim() as i64]);
         let x2f = x2.reshape([-1, self.irreps_in2.dim() as i64]);
@@ -355,7 +362,7 @@ impl TensorProduct {
                 w.reshape([-1, self.weight_numel as i64])
             }
         });
-        let out = self.kernel.forward(&x1f, &x2f, w.as_ref());
+        let out = self.kernel.forward(&x1f, &x2f, w.as_ref(), native);
         let mut shape = lead;
         shape.push(self.irreps_out.dim() as i64);
         out.reshape(shape)

@@ -21,6 +21,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::irreps::Irreps;
 use super::tensor_product::{ConnectionMode, Instruction};
+use super::uvu_native::UvuNative;
 use super::wigner::wigner_3j_f64;
 
 /// Constant tensors kept in f64 / i64 on the CPU, with per-(kind, device) copies made on use.
@@ -106,7 +107,8 @@ pub(crate) fn cat_blocks(
 /// Kernel chosen at construction.
 #[derive(Debug)]
 pub(crate) enum Kernel {
-    Uvu(UvuKernel),
+    /// NequIP's convolution; per-sample weights on the CPU go through the native kernel.
+    Uvu(UvuKernel, Option<UvuNative>),
     Generic(GenericKernel),
 }
 
@@ -119,19 +121,27 @@ impl Kernel {
         shared: bool,
     ) -> Self {
         match UvuKernel::try_new(in1, in2, out, ins, shared) {
-            Some(k) => Kernel::Uvu(k),
+            Some(k) => {
+                let native = (!shared).then(|| UvuNative::for_tensor_product(in1, in2, out, ins)).flatten();
+                Kernel::Uvu(k, native)
+            }
             None => Kernel::Generic(GenericKernel::new(in1, in2, out, ins, shared)),
         }
     }
 
     pub(crate) fn is_fast(&self) -> bool {
-        matches!(self, Kernel::Uvu(_))
+        matches!(self, Kernel::Uvu(..))
     }
 
-    /// `x1 [Z, dim1]`, `x2 [Z, dim2]`, weight `[wn]` or `[Z, wn]` -> `[Z, dim_out]`.
-    pub(crate) fn forward(&self, x1: &Tensor, x2: &Tensor, w: Option<&Tensor>) -> Tensor {
+    /// `x1 [Z, dim1]`, `x2 [Z, dim2]`, weight `[wn]` or `[Z, wn]` -> `[Z, dim_out]`; `native`:
+    /// the native kernel where it applies (CPU, per-sample weights), else libtorch ops.
+    pub(crate) fn forward(&self, x1: &Tensor, x2: &Tensor, w: Option<&Tensor>, native: bool) -> Tensor {
+        let native = native && x1.device() == Device::Cpu && w.is_some_and(|w| w.dim() == 2);
         match self {
-            Kernel::Uvu(k) => k.forward(x1, x2, w),
+            Kernel::Uvu(_, Some(n)) if native => {
+                n.tensor_product(x1, x2, w.expect("checked"))
+            }
+            Kernel::Uvu(k, _) => k.forward(x1, x2, w),
             Kernel::Generic(k) => k.forward(x1, x2, w),
         }
     }

@@ -18,13 +18,13 @@
 
 use std::ffi::{c_char, CStr};
 
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 use torch_sys::C_tensor;
 
 use super::irreps::Irreps;
 use super::tensor_product::Instruction;
-use super::tp_kernels::Buffers;
-use super::uvu_messages::{cg_columns, UvuMessages};
+use super::tp_kernels::{is_uvu_convolution, Buffers};
+use super::uvu_messages::{cg_columns, Sub, UvuMessages};
 
 extern "C" {
     #[allow(clippy::too_many_arguments)]
@@ -46,14 +46,17 @@ extern "C" {
 /// The kernel's plan and Clebsch–Gordan columns for one convolution.
 #[derive(Debug)]
 pub(crate) struct UvuNative {
-    /// `[dim_G, dim_X, dim_R, dim_W, then per path x, d1, U, r, d3, w, o, ks]` (i64, CPU).
+    /// `[per_sample, dim_G, dim_X, dim_R, dim_W, then per path x, d1, U, r, d3, w, o, ks, us]`
+    /// (i64, CPU; see `csrc/uvu_native.cpp`).
     plan: Tensor,
     /// [CG `[dim2, dim_R]`]
     bufs: Buffers,
 }
 
 impl UvuNative {
-    pub(crate) fn try_new(
+    /// The plan of [`super::FusedConvolution`]: messages per sub `[d3, n, U]`, summed on the
+    /// centres.
+    pub(crate) fn for_convolution(
         msgs: &UvuMessages,
         in1: &Irreps,
         in2: &Irreps,
@@ -74,18 +77,60 @@ impl UvuNative {
             let n = s.paths.len() as i64;
             for (t, &p) in s.paths.iter().enumerate() {
                 let x = slices1[s.block1].start as i64;
-                plan.extend([x, s.d1, s.mul, r, s.d3, w_offsets[p], o + t as i64 * s.mul, n * s.mul]);
+                plan.extend([x, s.d1, s.mul, r, s.d3, w_offsets[p], o + t as i64 * s.mul, n * s.mul, 1]);
                 r += s.d3 * s.d1;
             }
             o += s.d3 * n * s.mul;
         }
         debug_assert_eq!(cg.size()[1], r);
-        let mut full = vec![o, in1.dim() as i64, r, w];
+        let mut full = vec![0, o, in1.dim() as i64, r, w];
         full.extend(plan);
         Some(UvuNative {
             plan: Tensor::from_slice(&full),
             bufs: Buffers::new(vec![cg]),
         })
+    }
+
+    /// The plan of a stand-alone [`super::TensorProduct`] (NequIP's convolution, per-sample
+    /// weights): one row per sample, output in e3nn's layout (`[U, d3]` per path: `ks = 1`,
+    /// `us = d3`; paths into one output block add up).
+    pub(crate) fn for_tensor_product(in1: &Irreps, in2: &Irreps, out: &Irreps, ins: &[Instruction]) -> Option<Self> {
+        if !is_uvu_convolution(in2, ins) || !ins[0].has_weight {
+            return None;
+        }
+        let subs: Vec<Sub> = ins
+            .iter()
+            .enumerate()
+            .map(|(p, i)| Sub {
+                block1: i.i_in1,
+                mul: in1[i.i_in1].mul as i64,
+                d1: in1[i.i_in1].ir.dim() as i64,
+                d3: out[i.i_out].ir.dim() as i64,
+                paths: vec![p],
+            })
+            .collect();
+        let cg = cg_columns(in1, in2, out, ins, &subs, true)?;
+        let (slices1, slices_out) = (in1.slices(), out.slices());
+        let mut plan = vec![1, out.dim() as i64, in1.dim() as i64, 0, 0];
+        let (mut r, mut w) = (0i64, 0i64);
+        for (s, i) in subs.iter().zip(ins) {
+            let o = slices_out[i.i_out].start as i64;
+            plan.extend([slices1[s.block1].start as i64, s.d1, s.mul, r, s.d3, w, o, 1, s.d3]);
+            r += s.d3 * s.d1;
+            w += i.path_shape.iter().product::<usize>() as i64;
+        }
+        (plan[3], plan[4]) = (r, w);
+        Some(UvuNative { plan: Tensor::from_slice(&plan), bufs: Buffers::new(vec![cg]) })
+    }
+
+    /// The tensor product `[Z, dim_out]` of `x1 [Z, dim1]` (CPU), `x2 [Z, dim2]` and the
+    /// per-sample weights `[Z, weight_numel]` (plan of [`Self::for_tensor_product`]).
+    pub(crate) fn tensor_product(&self, x1: &Tensor, x2: &Tensor, w: &Tensor) -> Tensor {
+        let r = x2.matmul(&self.bufs.get(x1)[0]);
+        // a per-sample plan: the kernel ignores the (empty) edge indices
+        let (none, z) = (Tensor::empty([0], (Kind::Int64, Device::Cpu)), x1.size()[0]);
+        let graph = Graph { centres: &none, neighbours: &none, n_g: z, n_x: z };
+        graph.apply(0, &self.plan, x1, &r, w)
     }
 
     /// The node sums `[n_nodes, dim_G]` of the messages of every edge `z` (CPU): the features
@@ -106,7 +151,8 @@ impl UvuNative {
     }
 }
 
-/// The edges (`centres`, `neighbours`, i64) and the row counts of the node tensors.
+/// The edges (`centres`, `neighbours`, i64; ignored by a per-sample plan) and the row counts
+/// of the node tensors.
 struct Graph<'a> {
     centres: &'a Tensor,
     neighbours: &'a Tensor,
