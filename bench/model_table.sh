@@ -7,6 +7,7 @@
 #   N_DATA=5 bash bench/model_table.sh bench/train_cu.yaml   # chosen configs / frame counts
 # Prints one row per setting: nequip-rs forward and train-step minimum (ms), nequip's forward,
 # train step and TorchScript forward minimum (ms), and the 1-minute load average before and after.
+# SKIP_PY=1: nequip-rs only (when the reference figures of the README still stand).
 set -euo pipefail
 py="${NEQUIP_PY:-/tmp/venv/bin}"
 export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
@@ -20,7 +21,8 @@ for cfg in "${configs[@]}"; do
         la1=$(cut -d' ' -f1 /proc/loadavg)
         rs=$(OMP_NUM_THREADS=$th target/release/nequip benchmark "$cfg" --threads "$th" --model-dtype "$dt" --n-data "$n" 2>&1 | mins)
         la2=$(cut -d' ' -f1 /proc/loadavg)
-        pyt=$(OMP_NUM_THREADS=$th "$py/python" -W ignore bench/nequip_benchmark.py "$cfg" --threads "$th" --model-dtype "$dt" --n-data "$n" --compile 2>&1 | mins)
+        pyt=skipped
+        [ -n "${SKIP_PY:-}" ] || pyt=$(OMP_NUM_THREADS=$th "$py/python" -W ignore bench/nequip_benchmark.py "$cfg" --threads "$th" --model-dtype "$dt" --n-data "$n" --compile 2>&1 | mins)
         echo "$(basename "$cfg") threads=$th $dt n-data=$n | nequip-rs: $rs | nequip: $pyt | load $la1 $la2"
       done
     done

@@ -15,7 +15,13 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     let include = lib.parent().map(|p| p.join("include")).unwrap_or_default();
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    // at::parallel_for is a header template over `#pragma omp parallel` (libtorch's Linux
+    // builds use OpenMP; torch-sys links libgomp): without -fopenmp it silently runs serially
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        build.flag("-fopenmp");
+    }
+    build
         .cpp(true)
         .pic(true)
         .warnings(false)

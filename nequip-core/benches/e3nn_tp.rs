@@ -99,6 +99,8 @@ fn filter(args: &[String], key: &str, value: &str) -> bool {
 }
 
 fn main() {
+    // the allocator settings the `nequip` binary applies at start-up
+    nequip_core::runtime::tune_allocator();
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "quick");
     let cpu = args.iter().any(|a| a == "cpu");

@@ -284,7 +284,10 @@ at::Tensor compute(int64_t target, const at::Tensor& plan_t, const at::Tensor& c
   // G and X are sums over edges (scatters): one partial sum per thread, added at the end
   // (a fixed order for a given thread count); R and W have one row per edge.
   const bool scatter = !identity && (target == G || target == X);
-  constexpr int64_t grain = 16;
+  // at least ~32k multiply-adds per chunk: smaller ones cost more in threading than they save
+  int64_t work = 1;
+  for (const Path& p : plan.paths) work += p.d3 * p.d1 * p.u;
+  const int64_t grain = std::max<int64_t>(16, 32768 / work);
   // at::parallel_for runs at most min(threads, ceil(z / grain)) chunks, chunk i on thread i
   const int64_t threads =
       scatter && !at::in_parallel_region()

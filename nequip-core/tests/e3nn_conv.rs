@@ -244,3 +244,40 @@ fn tensor_product_native_equals_ops() {
         }
     }
 }
+
+/// A graph large enough that the native kernel splits its edges over two threads (one partial
+/// node sum per thread): the same values and derivatives as the libtorch ops.
+#[test]
+fn native_messages_on_two_threads() {
+    tch::set_num_threads(2);
+    tch::manual_seed(5);
+    let vs = VarStore::new(Device::Cpu);
+    let tp = TensorProduct::nequip_convolution(ir("16x0e+16x1o+16x2e"), ir("1x0e+1x1o+1x2e"), &ir("1x0e+1x1o+1x2e")).unwrap();
+    let linear = Linear::new(&(vs.root() / "linear_2"), tp.irreps_out.simplify(), ir("8x0e+8x1o+8x2e")).unwrap();
+    let fused = FusedConvolution::try_new(&tp, &linear).unwrap();
+    let opts = (Kind::Double, Device::Cpu);
+    let (n_nodes, n_edges) = (40i64, 3000i64);
+    let centres = Tensor::randint(n_nodes, [n_edges], (Kind::Int64, Device::Cpu));
+    let neighbours = Tensor::randint(n_nodes, [n_edges], (Kind::Int64, Device::Cpu));
+    let inputs: Vec<Tensor> = [
+        Tensor::randn([n_nodes, tp.irreps_in1.dim() as i64], opts),
+        Tensor::randn([n_edges, tp.irreps_in2.dim() as i64], opts),
+        Tensor::randn([n_edges, tp.weight_numel as i64], opts),
+        Tensor::randn([linear.weight_numel as i64], opts),
+    ]
+    .iter()
+    .map(|t| t.set_requires_grad(true))
+    .collect();
+    let mut probes = vec![Tensor::randn([n_nodes, linear.irreps_out.dim() as i64], opts)];
+    probes.extend(inputs.iter().map(|t| t.randn_like()));
+    let (fused, centres, neighbours) = (&fused, &centres, &neighbours);
+    let run = |native: bool| {
+        move |t: &[Tensor]| fused.forward_using(native, &t[0], neighbours, &t[1], &t[2], centres, n_nodes, Some(5.0), &t[3])
+    };
+    let a = value_and_derivatives(&run(true), &inputs, &probes);
+    let b = value_and_derivatives(&run(false), &inputs, &probes);
+    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+        let r = rel(a, b);
+        assert!(r <= 1e-12, "result {i} differs by {r:e}");
+    }
+}

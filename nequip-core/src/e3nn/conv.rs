@@ -9,8 +9,11 @@
 //! block and output degree `[E, n·d3, U]`) are scattered to the nodes as they are, and
 //! `linear_2` is applied in that layout: its weight rows are gathered per (sub, output block)
 //! into `[n·U, mul_out]` matrices, so that `out_j = Σ_s M_s @ W_sj` over the node sums
-//! `M_s [N, d3, n·U]`. The only edge-sized tensors are the messages (and their gradients);
-//! everything after the scatter is per node.
+//! `M_s [N, d3, n·U]`. Everything after the scatter is per node.
+//!
+//! On the CPU the node sums come from the native kernel of [`super::uvu_native`] (gather,
+//! messages and scatter in one autograd node, no edge-sized messages at all); on other
+//! devices from the libtorch ops of [`super::uvu_messages`] + `index_select` / `index_add`.
 
 use tch::{Device, Tensor};
 

@@ -18,9 +18,12 @@
 //!   Constant buffers (Clebsch–Gordan blocks, gather indices) are kept in f64/i64 and cast to
 //!   the input's kind and device on use, so every module works in f32 and f64 on any device.
 //! * **Autograd.** Every forward is built from differentiable libtorch ops (no in-place
-//!   writes to inputs, no detach), so first and second derivatives flow through.
-//! * **Speed.** The per-edge `uvu` tensor product (NequIP's convolution) is evaluated with a
-//!   few batched ops for all paths at once (see [`tensor_product`]), not one kernel per path.
+//!   writes to inputs, no detach), so first and second derivatives flow through — except
+//!   NequIP's convolution on the CPU, one native kernel (`csrc/uvu_native.cpp`, see
+//!   `uvu_native.rs`) whose autograd node's derivatives are again that kernel (any order).
+//! * **Speed.** The per-edge `uvu` tensor product (NequIP's convolution) is that native kernel
+//!   on the CPU and a few batched libtorch ops for all paths at once elsewhere (see
+//!   [`tensor_product`], [`conv`]), not one kernel per path.
 
 // `x = x + y` is kept out of place on purpose: tch's `+=` is an in-place libtorch op, which
 // can break autograd on non-leaf tensors.

@@ -8,8 +8,9 @@
 //! sample) in instruction order, each path's block shaped as e3nn's `path_shape`.
 //!
 //! Evaluation is delegated to [`super::tp_kernels`]: NequIP's convolution (all paths `uvu`,
-//! second input of multiplicity 1) runs in a handful of batched ops; other cases use one
-//! einsum chain per path.
+//! second input of multiplicity 1) runs the native kernel of `uvu_native` on the CPU with
+//! per-sample weights, else a handful of batched ops; other cases use one einsum chain per
+//! path.
 
 use tch::{nn::Path, Kind, Tensor};
 

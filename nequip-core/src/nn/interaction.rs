@@ -5,7 +5,8 @@
 //! `M_i = Σ_{edges (i, j)} m_ij / sqrt(avg_num_neighbors)`; `out = linear_2(M) + sc`.
 //! Parameter names (below the block's path) are nequip's: `linear_1.weight`, `fc.layer{k}.weight`,
 //! `linear_2.weight`, `sc.weight`. The `m → M → linear_2` steps run as one
-//! [`FusedConvolution`] (same numbers, no e3nn-layout messages).
+//! [`FusedConvolution`] (same numbers, no e3nn-layout messages; on the CPU its messages are
+//! one native kernel, `nequip-core/csrc/uvu_native.cpp`).
 
 use tch::nn::Path;
 use tch::Tensor;
