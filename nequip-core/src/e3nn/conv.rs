@@ -144,19 +144,9 @@ impl FusedConvolution {
     /// and the linear's flat weight → `[n_nodes, dim_out]`. CPU inputs go through the native
     /// kernel of the messages, others through libtorch ops.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        neighbours: &Tensor,
-        sh: &Tensor,
-        weight: &Tensor,
-        centres: &Tensor,
-        n_nodes: i64,
-        node_divisor: Option<f64>,
-        linear_weight: &Tensor,
-    ) -> Tensor {
+    pub fn forward(&self, x: &Tensor, neighbours: &Tensor, sh: &Tensor, weight: &Tensor, centres: &Tensor, n_nodes: i64, divisor: Option<f64>, linear_weight: &Tensor) -> Tensor {
         let native = x.device() == Device::Cpu;
-        self.forward_using(native, x, neighbours, sh, weight, centres, n_nodes, node_divisor, linear_weight)
+        self.forward_using(native, x, neighbours, sh, weight, centres, n_nodes, divisor, linear_weight)
     }
 
     /// [`Self::forward`] with the messages computed by the native kernel (`native`, CPU only)
