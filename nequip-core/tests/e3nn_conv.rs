@@ -213,34 +213,42 @@ fn only_nequip_convolutions_fuse() {
     assert!(FusedConvolution::try_new(&fctp, &lin).is_none());
 }
 
+/// `tp` on 13 random samples through its specialised forms (native kernel, scalar-input
+/// form) equals its general forms: values, first and second derivatives with respect to both
+/// inputs and the weights (per sample, or shared when `shared`), all non-zero.
+fn specialised_equals_general(tp: &TensorProduct, shared: bool, kind: Kind, tol: f64, label: &str) {
+    let opts = (kind, Device::Cpu);
+    let z = 13i64;
+    let w_shape = if shared { vec![tp.weight_numel as i64] } else { vec![z, tp.weight_numel as i64] };
+    let inputs: Vec<Tensor> = [
+        Tensor::randn([z, tp.irreps_in1.dim() as i64], opts),
+        Tensor::randn([z, tp.irreps_in2.dim() as i64], opts),
+        Tensor::randn(w_shape, opts),
+    ]
+    .iter()
+    .map(|t| t.set_requires_grad(true))
+    .collect();
+    let mut probes = vec![Tensor::randn([z, tp.irreps_out.dim() as i64], opts)];
+    probes.extend(inputs.iter().map(|t| t.randn_like()));
+    let run = |specialised: bool| move |t: &[Tensor]| tp.forward_using(specialised, &t[0], &t[1], Some(&t[2]));
+    let a = value_and_derivatives(&run(true), &inputs, &probes);
+    let b = value_and_derivatives(&run(false), &inputs, &probes);
+    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+        let r = rel(a, b);
+        assert!(r <= tol, "{label} ({kind:?}): result {i} differs by {r:e}");
+        assert!(a.abs().max().double_value(&[]) > 0.0, "{label}: result {i} vanishes");
+    }
+}
+
 /// The stand-alone `TensorProduct` (e3nn's output layout, one row per sample) through the
-/// native kernel equals its libtorch-ops form: values, first and second derivatives with
-/// respect to both inputs and the per-sample weights, on every case above, f64 and f32.
+/// native kernel equals its libtorch-ops form on every case above, f64 and f32.
 #[test]
 fn tensor_product_native_equals_ops() {
     for (kind, tol) in [(Kind::Double, 1e-12), (Kind::Float, 1e-5)] {
         for case in CASES {
             tch::manual_seed(3);
             let tp = TensorProduct::nequip_convolution(ir(case.in1), ir(case.sh), &ir(case.filter)).unwrap();
-            let opts = (kind, Device::Cpu);
-            let z = 13i64;
-            let inputs: Vec<Tensor> = [tp.irreps_in1.dim(), tp.irreps_in2.dim(), tp.weight_numel]
-                .iter()
-                .map(|&d| Tensor::randn([z, d as i64], opts).set_requires_grad(true))
-                .collect();
-            let mut probes = vec![Tensor::randn([z, tp.irreps_out.dim() as i64], opts)];
-            probes.extend(inputs.iter().map(|t| t.randn_like()));
-            let run = |native: bool| {
-                let tp = &tp;
-                move |t: &[Tensor]| tp.forward_using(native, &t[0], &t[1], Some(&t[2]))
-            };
-            let a = value_and_derivatives(&run(true), &inputs, &probes);
-            let b = value_and_derivatives(&run(false), &inputs, &probes);
-            for (i, (a, b)) in a.iter().zip(&b).enumerate() {
-                let r = rel(a, b);
-                assert!(r <= tol, "{} ({kind:?}): result {i} differs by {r:e}", case.in1);
-                assert!(a.abs().max().double_value(&[]) > 0.0, "{}: result {i} vanishes", case.in1);
-            }
+            specialised_equals_general(&tp, false, kind, tol, case.in1);
         }
     }
 }
@@ -279,5 +287,26 @@ fn native_messages_on_two_threads() {
     for (i, (a, b)) in a.iter().zip(&b).enumerate() {
         let r = rel(a, b);
         assert!(r <= 1e-12, "result {i} differs by {r:e}");
+    }
+}
+
+/// The self-connection's fully connected tensor product with a scalar second input (the
+/// one-hot node attributes) in its few-ops form equals the per-path einsum form, f64 and f32;
+/// several scalar blocks of both parities, an output irrep no path reaches, l up to 3.
+#[test]
+fn scalar_input_fctp_equals_per_path_form() {
+    use nequip_core::e3nn::tensor_product::TpOptions;
+    let cases = [
+        ("8x0e+8x1o", "2x0e", "8x0e+8x1o"),
+        ("4x0e+3x0o+2x1o+2x1e+3x2e+1x3o", "3x0e+2x0o", "5x0e+2x0o+3x1o+1x1e+2x2e+2x3o+1x2o+1x4e"),
+    ];
+    for (kind, tol) in [(Kind::Double, 1e-12), (Kind::Float, 1e-5)] {
+        for (a, b, o) in cases {
+            tch::manual_seed(9);
+            let vs = VarStore::new(Device::Cpu);
+            let tp = TensorProduct::fully_connected(Some(&(vs.root() / "sc")), ir(a), ir(b), ir(o), TpOptions::default()).unwrap();
+            assert!(tp.uses_scalar_input_kernel(), "{a} ⊗ {b}");
+            specialised_equals_general(&tp, true, kind, tol, &format!("{a} ⊗ {b}"));
+        }
     }
 }

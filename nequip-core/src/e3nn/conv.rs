@@ -5,11 +5,13 @@
 //! [`super::TensorProduct`] + `index_add` + [`super::Linear`] (tested against them).
 //!
 //! The separate ops put the messages in e3nn's layout (per path a `[mul, 2l+1]` block, one
-//! `cat`) before the scatter. Here the channel-innermost messages of [`super::uvu_messages`] (per input
-//! block and output degree `[E, n·d3, U]`) are scattered to the nodes as they are, and
-//! `linear_2` is applied in that layout: its weight rows are gathered per (sub, output block)
-//! into `[n·U, mul_out]` matrices, so that `out_j = Σ_s M_s @ W_sj` over the node sums
-//! `M_s [N, d3, n·U]`. Everything after the scatter is per node.
+//! `cat`) before the scatter. Here the channel-innermost messages (per input block and output
+//! degree `d3`, a *sub* of [`super::uvu_messages`]) are scattered to the nodes as they are, and
+//! `linear_2` is applied in that layout, one matmul per output degree: the node sums of all
+//! subs of degree `d3` side by side, `M_g [N, d3, C]`, times `W_g [C, Σ mul_out]` — the
+//! linear's weight rows gathered once (path weights and the divisor folded in, zeros where no
+//! instruction connects a path to an output block) — gives every output block of that degree.
+//! Everything after the scatter is per node.
 //!
 //! On the CPU the node sums come from the native kernel of [`super::uvu_native`] (gather,
 //! messages and scatter in one autograd node, no edge-sized messages at all); on other
@@ -19,16 +21,30 @@ use tch::{Device, Tensor};
 
 use super::linear::Linear;
 use super::tensor_product::TensorProduct;
-use super::tp_kernels::{accumulate, cat_blocks, Buffers};
+use super::tp_kernels::Buffers;
 use super::uvu_messages::UvuMessages;
 use super::uvu_native::UvuNative;
 
-/// One (sub, `linear_2` instruction) pair: `out[i_out] += M_sub @ (pw * W_term)`.
+/// The subs of one output degree `d3` and the `linear_2` output blocks of that degree: their
+/// node sums side by side, `M_g [N, d3, C]` (`C = Σ n·U` over the subs), times one weight
+/// matrix `W_g [C, Σ mul_out]` (zero where no instruction connects a path to a block).
 #[derive(Debug)]
-struct Term {
-    sub: usize,
-    i_out: usize,
-    mul_out: i64,
+struct Group {
+    d3: i64,
+    subs: Vec<usize>,
+    /// `C`.
+    cols: i64,
+    /// `Σ mul_out` over the group's output blocks (in output order).
+    muls: i64,
+}
+
+/// A run of `linear_2`'s output columns: `len` columns of group `g`'s flat output from `start`
+/// (`None`: an output degree no path reaches, zeros).
+#[derive(Debug)]
+struct Piece {
+    group: Option<usize>,
+    start: i64,
+    len: i64,
 }
 
 /// `tp → scatter-sum → linear_2` of an interaction block (see the module docs).
@@ -37,15 +53,13 @@ pub struct FusedConvolution {
     kernel: UvuMessages,
     /// The native CPU kernel of the messages (used for CPU inputs unless disabled).
     native: Option<UvuNative>,
-    terms: Vec<Term>,
-    /// `(mul, dim)` of every `linear_2` output block.
-    out_blocks: Vec<(i64, i64)>,
+    groups: Vec<Group>,
+    /// `linear_2`'s output in order, as runs of the groups' outputs.
+    pieces: Vec<Piece>,
     /// Length of the linear weight (the zero appended for gathers sits at this index).
     linear_numel: i64,
-    /// Length of every term's `W_term [n·U, mul_out]`.
-    term_sizes: Vec<i64>,
-    /// `[0]`: the gather index of all terms' `W_term` (concatenated) into the linear weight
-    /// extended by one zero (i64); `[1]`: each entry's path weight.
+    /// `[0]`: the gather index of every group's `W_g` (concatenated, row-major) into the
+    /// linear weight extended by one zero (i64); `[1]`: each entry's path weight.
     bufs: Buffers,
 }
 
@@ -79,7 +93,53 @@ impl FusedConvolution {
             mid_rows.push((sb, row));
         }
         let kernel = UvuMessages::try_new(in1, in2, mid, ins)?;
-        let native = UvuNative::for_convolution(&kernel, in1, in2, mid, ins);
+        let subs = &kernel.subs;
+        // groups by output degree, in order of first appearance among the subs
+        let mut groups: Vec<Group> = Vec::new();
+        let mut sub_col = vec![0i64; subs.len()];
+        for (i, s) in subs.iter().enumerate() {
+            let g = match groups.iter().position(|g| g.d3 == s.d3) {
+                Some(g) => g,
+                None => {
+                    groups.push(Group { d3: s.d3, subs: Vec::new(), cols: 0, muls: 0 });
+                    groups.len() - 1
+                }
+            };
+            sub_col[i] = groups[g].cols;
+            groups[g].subs.push(i);
+            groups[g].cols += s.paths.len() as i64 * s.mul;
+        }
+        // the native kernel writes each group as [d3, C]: sub i's path t at column
+        // sub_col[i] + t·U of its group
+        let mut layout = vec![(0i64, 0i64); subs.len()];
+        let mut g_off = 0i64;
+        for g in &groups {
+            for &i in &g.subs {
+                layout[i] = (g_off + sub_col[i], g.cols);
+            }
+            g_off += g.d3 * g.cols;
+        }
+        let native = UvuNative::for_convolution(&kernel, in1, in2, mid, ins, &layout);
+        // output blocks -> (group, first column in the group's output)
+        let out_irreps = &linear.irreps_out;
+        let mut block_col = vec![(None, 0i64); out_irreps.len()];
+        for (j, m) in out_irreps.iter().enumerate() {
+            let d = m.ir.dim() as i64;
+            if let Some(g) = groups.iter().position(|g| g.d3 == d) {
+                block_col[j] = (Some(g), groups[g].muls);
+                groups[g].muls += m.mul as i64;
+            }
+        }
+        let mut pieces: Vec<Piece> = Vec::new();
+        for (j, m) in out_irreps.iter().enumerate() {
+            let (group, col) = block_col[j];
+            let len = m.dim() as i64;
+            let start = col * m.ir.dim() as i64;
+            match pieces.last_mut() {
+                Some(p) if p.group == group && (group.is_none() || p.start + p.len == start) => p.len += len,
+                _ => pieces.push(Piece { group, start, len }),
+            }
+        }
         // linear instruction weight offsets
         let mut offsets = Vec::with_capacity(linear.instructions.len());
         let mut off = 0usize;
@@ -87,53 +147,41 @@ impl FusedConvolution {
             offsets.push(off);
             off += li.path_shape.0 * li.path_shape.1;
         }
-        let (mut terms, mut term_sizes) = (Vec::new(), Vec::new());
+        // W_g rows: (sub, path, channel); columns: (output block, channel)
         let (mut index, mut scale) = (Vec::<i64>::new(), Vec::<f64>::new());
-        for (s, sub) in kernel.subs.iter().enumerate() {
-            for (k, li) in linear.instructions.iter().enumerate() {
-                let rows: Vec<Option<usize>> = sub
-                    .paths
-                    .iter()
-                    .map(|&p| {
-                        let (b, r) = mid_rows[ins[p].i_out];
-                        (b == li.i_in).then_some(r)
-                    })
-                    .collect();
-                if rows.iter().all(Option::is_none) {
-                    continue;
-                }
-                let mo = li.path_shape.1;
-                let before = index.len();
-                for r in &rows {
-                    for u in 0..sub.mul as usize {
-                        for w in 0..mo {
-                            index.push(match r {
-                                Some(r) => (offsets[k] + (r + u) * mo + w) as i64,
-                                None => off as i64,
-                            });
+        for (gi, g) in groups.iter().enumerate() {
+            for &i in &g.subs {
+                let s = &subs[i];
+                for &p in &s.paths {
+                    let (b, r) = mid_rows[ins[p].i_out];
+                    for u in 0..s.mul as usize {
+                        for (j, m) in out_irreps.iter().enumerate() {
+                            if block_col[j].0 != Some(gi) {
+                                continue;
+                            }
+                            let li = linear.instructions.iter().position(|li| li.i_in == b && li.i_out == j);
+                            for w in 0..m.mul {
+                                let (ix, pw) = match li {
+                                    Some(k) => {
+                                        let mo = linear.instructions[k].path_shape.1;
+                                        ((offsets[k] + (r + u) * mo + w) as i64, linear.instructions[k].path_weight)
+                                    }
+                                    None => (off as i64, 0.0),
+                                };
+                                index.push(ix);
+                                scale.push(pw);
+                            }
                         }
                     }
                 }
-                scale.resize(index.len(), li.path_weight);
-                term_sizes.push((index.len() - before) as i64);
-                terms.push(Term {
-                    sub: s,
-                    i_out: li.i_out,
-                    mul_out: mo as i64,
-                });
             }
         }
         Some(FusedConvolution {
             kernel,
             native,
-            terms,
-            out_blocks: linear
-                .irreps_out
-                .iter()
-                .map(|m| (m.mul as i64, m.ir.dim() as i64))
-                .collect(),
+            groups,
+            pieces,
             linear_numel: off as i64,
-            term_sizes,
             bufs: Buffers::new(vec![Tensor::from_slice(&index), Tensor::from_slice(&scale)]),
         })
     }
@@ -167,61 +215,66 @@ impl FusedConvolution {
         let b = self.bufs.get(x);
         let (kind, device) = (x.kind(), x.device());
         let subs = &self.kernel.subs;
+        // every group's node sums M_g [N, d3, C]
         let sums: Vec<Tensor> = match self.native.as_ref().filter(|_| native) {
             Some(k) => {
-                // each sub's node sums are [N, d3, n·U] already
                 let m = k.node_sums(x, neighbours, sh, weight, centres, n_nodes);
-                let sizes: Vec<i64> = subs.iter().map(|s| s.d3 * s.paths.len() as i64 * s.mul).collect();
+                let sizes: Vec<i64> = self.groups.iter().map(|g| g.d3 * g.cols).collect();
                 m.split_with_sizes(sizes.as_slice(), 1)
                     .iter()
-                    .zip(subs)
-                    .map(|(m, s)| m.reshape([n_nodes, s.d3, s.paths.len() as i64 * s.mul]))
+                    .zip(&self.groups)
+                    .map(|(m, g)| m.reshape([n_nodes, g.d3, g.cols]))
                     .collect()
             }
             None => {
                 let x_edges = x.index_select(0, neighbours);
                 let z = x_edges.size()[0];
-                subs
-                .iter()
-                .zip(self.kernel.messages(&x_edges, sh, weight))
-                .map(|(s, msg)| {
-                    let n = s.paths.len() as i64;
-                    let m = Tensor::zeros([n_nodes, n * s.d3 * s.mul], (kind, device))
-                        .index_add(0, centres, &msg.view([z, -1]));
-                    // [N, d3, n·U] (a node-sized copy) for the linear's matmul
-                    m.view([n_nodes, n, s.d3, s.mul])
-                        .transpose(1, 2)
-                        .reshape([n_nodes, s.d3, n * s.mul])
-                })
-                .collect()
+                let per_sub: Vec<Tensor> = subs
+                    .iter()
+                    .zip(self.kernel.messages(&x_edges, sh, weight))
+                    .map(|(s, msg)| {
+                        let n = s.paths.len() as i64;
+                        let m = Tensor::zeros([n_nodes, n * s.d3 * s.mul], (kind, device))
+                            .index_add(0, centres, &msg.view([z, -1]));
+                        m.view([n_nodes, n, s.d3, s.mul]).transpose(1, 2).reshape([n_nodes, s.d3, n * s.mul])
+                    })
+                    .collect();
+                self.groups
+                    .iter()
+                    .map(|g| Tensor::cat(&g.subs.iter().map(|&i| &per_sub[i]).collect::<Vec<_>>(), 2))
+                    .collect()
             }
         };
-        let w_ext = Tensor::cat(
-            &[
-                linear_weight.view([-1]),
-                linear_weight.new_zeros([1], (kind, device)),
-            ],
-            0,
-        );
+        let w_ext = Tensor::cat(&[linear_weight.view([-1]), linear_weight.new_zeros([1], (kind, device))], 0);
         debug_assert_eq!(w_ext.size()[0], self.linear_numel + 1);
-        // every term's weights in one gather, path weights and the node-sum divisor applied
+        // every group's weights in one gather, path weights and the node-sum divisor applied
         let mut w_all = w_ext.index_select(0, &b[0]) * &b[1];
         if let Some(c) = node_divisor {
             w_all = w_all / c;
         }
-        let w_terms = w_all.split_with_sizes(self.term_sizes.as_slice(), 0);
-        let mut outs: Vec<Option<Tensor>> = (0..self.out_blocks.len()).map(|_| None).collect();
-        for (t, wt) in self.terms.iter().zip(&w_terms) {
-            let s = &subs[t.sub];
-            let wt = wt.view([s.paths.len() as i64 * s.mul, t.mul_out]);
-            // [N·d3, n·U] @ [n·U, mul_out] as one matmul, back to e3nn's [mul_out, d3] blocks
-            let y = sums[t.sub]
-                .matmul(&wt)
-                .view([n_nodes, s.d3, t.mul_out])
-                .transpose(1, 2)
-                .reshape([n_nodes, -1]);
-            accumulate(&mut outs[t.i_out], y);
+        let sizes: Vec<i64> = self.groups.iter().map(|g| g.cols * g.muls).collect();
+        let w_groups = w_all.split_with_sizes(sizes.as_slice(), 0);
+        // per group [N·d3, C] @ [C, Σ mul] as one matmul, then e3nn's [mul, d3] blocks
+        let flat: Vec<Tensor> = self
+            .groups
+            .iter()
+            .zip(&sums)
+            .zip(&w_groups)
+            .map(|((g, m), w)| m.matmul(&w.view([g.cols, g.muls])).transpose(1, 2).reshape([n_nodes, -1]))
+            .collect();
+        let parts: Vec<Tensor> = self
+            .pieces
+            .iter()
+            .map(|p| match p.group {
+                Some(g) if p.start == 0 && p.len == flat[g].size()[1] => flat[g].shallow_clone(),
+                Some(g) => flat[g].narrow(1, p.start, p.len),
+                None => Tensor::zeros([n_nodes, p.len], (kind, device)),
+            })
+            .collect();
+        match parts.len() {
+            0 => Tensor::zeros([n_nodes, 0], (kind, device)),
+            1 => parts[0].shallow_clone(),
+            _ => Tensor::cat(&parts, 1),
         }
-        cat_blocks(outs, &self.out_blocks, n_nodes, x)
     }
 }

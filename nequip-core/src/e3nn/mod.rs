@@ -35,6 +35,7 @@ pub mod gate;
 pub mod irreps;
 pub mod linear;
 pub mod nn;
+mod scalar_tp;
 pub mod spherical_harmonics;
 pub mod tensor_product;
 pub mod testing;

@@ -9,8 +9,9 @@
 //!
 //! Evaluation is delegated to [`super::tp_kernels`]: NequIP's convolution (all paths `uvu`,
 //! second input of multiplicity 1) runs the native kernel of `uvu_native` on the CPU with
-//! per-sample weights, else a handful of batched ops; other cases use one einsum chain per
-//! path.
+//! per-sample weights, else a handful of batched ops; a fully connected product with scalar
+//! second input (NequIP's self-connection) runs the few ops of `scalar_tp`; other cases use
+//! one einsum chain per path.
 
 use tch::{nn::Path, Kind, Tensor};
 
@@ -322,6 +323,11 @@ impl TensorProduct {
         self.kernel.is_fast()
     }
 
+    /// Whether the scalar-second-input form (NequIP's self-connection) is used.
+    pub fn uses_scalar_input_kernel(&self) -> bool {
+        self.kernel.is_scalar_input()
+    }
+
     /// e3nn's `output_mask` buffer: 1 on output blocks that some path writes.
     pub fn output_mask(&self, kind: Kind) -> Tensor {
         let v: Vec<f64> =
@@ -350,9 +356,11 @@ impl TensorProduct {
         self.forward_using(true, x1, x2, weight)
     }
 
-    /// [`Self::forward_with`], with `native: false` always through libtorch ops (what other
-    /// devices run; the same numbers, tests compare both).
-    pub fn forward_using(&self, native: bool, x1: &Tensor, x2: &Tensor, weight: Option<&Tensor>) -> Tensor {
+    /// [`Self::forward_with`]; `specialised: false` evaluates with the general forms only
+    /// (libtorch ops: grouped `uvu` products, per-path einsums) instead of the native CPU kernel
+    /// of NequIP's convolution and the scalar-second-input form of its self-connection — the
+    /// reference those are tested against (same numbers).
+    pub fn forward_using(&self, specialised: bool, x1: &Tensor, x2: &Tensor, weight: Option<&Tensor>) -> Tensor {
         let lead: Vec<i64> = x1.size()[..x1.dim() - 1].to_vec();
         let x1f = x1.reshape([-1, self.irreps_in1.dim() as i64]);
         let x2f = x2.reshape([-1, self.irreps_in2.dim() as i64]);
@@ -363,7 +371,7 @@ impl TensorProduct {
                 w.reshape([-1, self.weight_numel as i64])
             }
         });
-        let out = self.kernel.forward(&x1f, &x2f, w.as_ref(), native);
+        let out = self.kernel.forward(&x1f, &x2f, w.as_ref(), specialised);
         let mut shape = lead;
         shape.push(self.irreps_out.dim() as i64);
         out.reshape(shape)

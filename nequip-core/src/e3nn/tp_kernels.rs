@@ -21,6 +21,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::irreps::Irreps;
 use super::tensor_product::{ConnectionMode, Instruction};
+use super::scalar_tp::ScalarKernel;
 use super::uvu_native::UvuNative;
 use super::wigner::wigner_3j_f64;
 
@@ -109,6 +110,9 @@ pub(crate) fn cat_blocks(
 pub(crate) enum Kernel {
     /// NequIP's convolution; per-sample weights on the CPU go through the native kernel.
     Uvu(UvuKernel, Option<UvuNative>),
+    /// Shared `uvw` weights, scalars as second input (NequIP's self-connection); the generic
+    /// form kept for per-sample weights and as the reference.
+    Scalar(ScalarKernel, GenericKernel),
     Generic(GenericKernel),
 }
 
@@ -125,7 +129,13 @@ impl Kernel {
                 let native = (!shared).then(|| UvuNative::for_tensor_product(in1, in2, out, ins)).flatten();
                 Kernel::Uvu(k, native)
             }
-            None => Kernel::Generic(GenericKernel::new(in1, in2, out, ins, shared)),
+            None => {
+                let generic = GenericKernel::new(in1, in2, out, ins, shared);
+                match ScalarKernel::try_new(in1, in2, out, ins, shared) {
+                    Some(k) => Kernel::Scalar(k, generic),
+                    None => Kernel::Generic(generic),
+                }
+            }
         }
     }
 
@@ -133,16 +143,22 @@ impl Kernel {
         matches!(self, Kernel::Uvu(..))
     }
 
-    /// `x1 [Z, dim1]`, `x2 [Z, dim2]`, weight `[wn]` or `[Z, wn]` -> `[Z, dim_out]`; `native`:
-    /// the native kernel where it applies (CPU, per-sample weights), else libtorch ops.
-    pub(crate) fn forward(&self, x1: &Tensor, x2: &Tensor, w: Option<&Tensor>, native: bool) -> Tensor {
-        let native = native && x1.device() == Device::Cpu && w.is_some_and(|w| w.dim() == 2);
+    pub(crate) fn is_scalar_input(&self) -> bool {
+        matches!(self, Kernel::Scalar(..))
+    }
+
+    /// `x1 [Z, dim1]`, `x2 [Z, dim2]`, weight `[wn]` or `[Z, wn]` -> `[Z, dim_out]`;
+    /// `specialised`: the native kernel (CPU, per-sample weights) and the scalar-input form
+    /// where they apply, else only the general forms (grouped uvu ops, per-path einsums).
+    pub(crate) fn forward(&self, x1: &Tensor, x2: &Tensor, w: Option<&Tensor>, specialised: bool) -> Tensor {
+        let native = specialised && x1.device() == Device::Cpu && w.is_some_and(|w| w.dim() == 2);
         match self {
             Kernel::Uvu(_, Some(n)) if native => {
                 n.tensor_product(x1, x2, w.expect("checked"))
             }
             Kernel::Uvu(k, _) => k.forward(x1, x2, w),
-            Kernel::Generic(k) => k.forward(x1, x2, w),
+            Kernel::Scalar(k, _) if specialised && w.is_some_and(|w| w.dim() == 1) => k.forward(x1, x2, w.expect("checked")),
+            Kernel::Scalar(_, k) | Kernel::Generic(k) => k.forward(x1, x2, w),
         }
     }
 }

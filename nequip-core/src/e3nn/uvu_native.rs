@@ -54,14 +54,15 @@ pub(crate) struct UvuNative {
 }
 
 impl UvuNative {
-    /// The plan of [`super::FusedConvolution`]: messages per sub `[d3, n, U]`, summed on the
-    /// centres.
+    /// The plan of [`super::FusedConvolution`]: node sums of the messages, sub `i`'s path `t`
+    /// at columns `start_i + t·U + k·ks_i` (component `k`), `layout[i] = (start_i, ks_i)`.
     pub(crate) fn for_convolution(
         msgs: &UvuMessages,
         in1: &Irreps,
         in2: &Irreps,
         out: &Irreps,
         ins: &[Instruction],
+        layout: &[(i64, i64)],
     ) -> Option<Self> {
         let cg = cg_columns(in1, in2, out, ins, &msgs.subs, true)?;
         let slices1 = in1.slices();
@@ -73,14 +74,13 @@ impl UvuNative {
         }
         let mut plan = Vec::new();
         let (mut o, mut r) = (0i64, 0i64);
-        for s in &msgs.subs {
-            let n = s.paths.len() as i64;
+        for (s, &(start, ks)) in msgs.subs.iter().zip(layout) {
             for (t, &p) in s.paths.iter().enumerate() {
                 let x = slices1[s.block1].start as i64;
-                plan.extend([x, s.d1, s.mul, r, s.d3, w_offsets[p], o + t as i64 * s.mul, n * s.mul, 1]);
+                plan.extend([x, s.d1, s.mul, r, s.d3, w_offsets[p], start + t as i64 * s.mul, ks, 1]);
                 r += s.d3 * s.d1;
             }
-            o += s.d3 * n * s.mul;
+            o += s.d3 * s.paths.len() as i64 * s.mul;
         }
         debug_assert_eq!(cg.size()[1], r);
         let mut full = vec![0, o, in1.dim() as i64, r, w];
