@@ -25,3 +25,35 @@ pub fn tune_allocator() {
         }
     }
 }
+
+extern "C" {
+    fn nequip_op_census_start();
+    fn nequip_op_census_stop(buf: *mut std::os::raw::c_char, cap: usize) -> usize;
+}
+
+/// Runs `f` while counting the libtorch operators it dispatches (forward ops and autograd
+/// backward nodes, nested calls included; `csrc/op_census.cpp`). Returns `f`'s result and
+/// `(count, name)` rows, most frequent first; backward nodes are named `[bwd] …`.
+/// Not reentrant: one census at a time per process.
+pub fn op_census<R>(f: impl FnOnce() -> R) -> (R, Vec<(u64, String)>) {
+    // SAFETY: start/stop only register/remove a RecordFunction callback guarded by a mutex.
+    unsafe { nequip_op_census_start() };
+    let r = f();
+    let mut buf = vec![0u8; 1 << 16];
+    // SAFETY: the buffer is writable for its length; the callee NUL-terminates within it.
+    let mut n = unsafe { nequip_op_census_stop(buf.as_mut_ptr().cast(), buf.len()) };
+    if n >= buf.len() {
+        buf = vec![0u8; n + 1];
+        // a second stop returns the same table (the counts are kept until the next start)
+        n = unsafe { nequip_op_census_stop(buf.as_mut_ptr().cast(), buf.len()) };
+    }
+    let text = String::from_utf8_lossy(&buf[..n.min(buf.len())]);
+    let rows = text
+        .lines()
+        .filter_map(|l| {
+            let (c, name) = l.split_once('\t')?;
+            Some((c.parse().ok()?, name.to_owned()))
+        })
+        .collect();
+    (r, rows)
+}

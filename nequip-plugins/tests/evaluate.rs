@@ -169,6 +169,18 @@ fn benchmark_command_times_forward_and_training_step() {
     assert!(out.contains("parameters:") && out.contains("2364"), "{out}");
     assert!(out.lines().any(|l| l.starts_with("forward") && l.contains("structures/s")), "{out}");
     assert!(out.lines().any(|l| l.starts_with("train step") && l.contains("atom-steps/s")), "{out}");
+    // --op-census: per-operator counts of one call; the train step dispatches the force
+    // derivatives' backward nodes too
+    let o = nequip(&["benchmark", cfg.to_str().unwrap(), "--warmup", "1", "-n", "1", "--threads", "1", "--op-census"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let total = |call: &str| -> u64 {
+        let l = out.lines().find(|l| l.starts_with(&format!("op census, one {call} call: "))).unwrap_or_else(|| panic!("{out}"));
+        l.split(": ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap()
+    };
+    assert!(total("forward") > 100 && total("train step") > total("forward"), "{out}");
+    assert!(out.lines().any(|l| l.trim_start().split_once("  ").is_some_and(|(n, op)| n.parse::<u64>().is_ok_and(|n| n > 0) && op == "aten::mm")), "{out}");
+    assert!(out.contains("[bwd] "), "{out}");
     let o = nequip(&["benchmark", r.join("missing.yaml").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
 }

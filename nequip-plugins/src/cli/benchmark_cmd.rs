@@ -53,6 +53,10 @@ pub struct BenchmarkArgs {
     /// Only the eval-mode forward (skip the training step).
     #[arg(long)]
     pub no_train: bool,
+    /// Also print how many libtorch operators one call dispatches, per operator (forward
+    /// ops and autograd backward nodes), to see where per-op overhead goes.
+    #[arg(long)]
+    pub op_census: bool,
 }
 
 /// min / median / mean of the timed calls, in seconds.
@@ -121,6 +125,16 @@ fn line(name: &str, s: &Stats, n_data: usize, n_atoms: usize) {
     );
 }
 
+fn print_census(name: &str, (r, rows): (anyhow::Result<()>, Vec<(u64, String)>)) -> anyhow::Result<()> {
+    r?;
+    let total: u64 = rows.iter().map(|(c, _)| c).sum();
+    println!("op census, one {name} call: {total} operator calls (nested included)");
+    for (c, op) in &rows {
+        println!("{c:>8}  {op}");
+    }
+    Ok(())
+}
+
 pub fn run(a: BenchmarkArgs) -> anyhow::Result<ExitCode> {
     if a.n_data == 0 || a.repeat == 0 {
         bail!("--n-data and --repeat must be at least 1");
@@ -186,6 +200,12 @@ pub fn run(a: BenchmarkArgs) -> anyhow::Result<ExitCode> {
     println!("frames:        {} ({n_atoms} atoms, {:.1} edges per frame)", a.n_data, n_edges as f64 / a.n_data as f64);
     println!("calls:         {} warmup, {} timed", a.warmup, a.repeat);
 
+    if a.op_census {
+        print_census("forward", nequip_core::runtime::op_census(|| forward(&model, &data)))?;
+        if !a.no_train {
+            print_census("train step", nequip_core::runtime::op_census(|| train_step(&model, &mut params, &data)))?;
+        }
+    }
     let fwd = time_calls(a.warmup, a.repeat, &mut || forward(&model, &data)).context("forward (eval mode)")?;
     line("forward", &fwd, a.n_data, n_atoms);
     if !a.no_train {
