@@ -310,3 +310,52 @@ fn scalar_input_fctp_equals_per_path_form() {
         }
     }
 }
+
+/// A small shared-weight `Linear` as one gathered dense matrix equals its block-by-block
+/// form: values, first and second derivatives with respect to the input, the weights and the
+/// biases; unequal multiplicities, both parities, several blocks of one irrep, an output no
+/// input reaches, explicit instructions. A layer too large for the dense form keeps the blocks.
+#[test]
+fn dense_linear_equals_blocks() {
+    use nequip_core::e3nn::linear::LinearOptions;
+    let cases: [(&str, &str, Option<Vec<(usize, usize)>>); 3] = [
+        ("8x0e+8x0o+8x1o+8x1e", "4x0e+8x0o+3x1o+2x1e", None),
+        ("3x0e+2x1o+1x0e+2x2e+1x1o", "2x0e+3x1o+1x2e+2x1e+2x0e", None),
+        ("3x0e+2x1o+1x0e", "2x0e+3x1o+2x0e", Some(vec![(0, 2), (1, 1), (2, 0), (0, 0)])),
+    ];
+    for (kind, tol) in [(Kind::Double, 1e-12), (Kind::Float, 1e-5)] {
+        for (a, o, instructions) in &cases {
+            tch::manual_seed(11);
+            let (a, o) = (ir(a), ir(o));
+            let biases: Vec<bool> = o.iter().map(|m| m.ir.is_scalar()).collect();
+            let opts = LinearOptions { instructions: instructions.clone(), biases, internal_weights: false, shared_weights: true };
+            let lin = Linear::with_options(None, a.clone(), o.clone(), opts).unwrap();
+            assert!(lin.has_dense_form(), "{a} -> {o}");
+            let t = (kind, Device::Cpu);
+            let inputs: Vec<Tensor> = [Tensor::randn([7, a.dim() as i64], t), Tensor::randn([lin.weight_numel as i64], t), Tensor::randn([lin.bias_numel as i64], t)]
+                .iter()
+                .map(|t| t.set_requires_grad(true))
+                .collect();
+            let mut probes = vec![Tensor::randn([7, o.dim() as i64], t)];
+            probes.extend(inputs.iter().map(|t| t.randn_like()));
+            // the map is linear in the bias: second derivatives with respect to x and w only
+            let run = |dense: bool| {
+                let out = lin.forward_using(dense, &inputs[0], Some(&inputs[1]), Some(&inputs[2]));
+                let g = Tensor::run_backward(&[(&out * &probes[0]).sum(kind)], &inputs, true, true);
+                let l2 = (&g[0] * &probes[1]).sum(kind) + (&g[1] * &probes[2]).sum(kind);
+                let mut all = vec![out.detach()];
+                all.extend(g.iter().map(Tensor::detach));
+                all.extend(Tensor::run_backward(&[l2], &inputs[..2], false, false));
+                all
+            };
+            let (d, b) = (run(true), run(false));
+            for (i, (d, b)) in d.iter().zip(&b).enumerate() {
+                let r = rel(d, b);
+                assert!(r <= tol, "{a} -> {o} ({kind:?}): result {i} differs by {r:e}");
+            }
+        }
+    }
+    let vs = VarStore::new(Device::Cpu);
+    let big = Linear::new(&vs.root(), ir("64x0e+64x1o"), ir("64x0e+64x1o")).unwrap();
+    assert!(!big.has_dense_form());
+}

@@ -8,6 +8,7 @@
 
 use tch::{nn::Path, Tensor};
 
+use super::dense_map::{DenseMap, Entry};
 use super::irreps::Irreps;
 use super::tp_kernels::accumulate;
 use super::E3nnError;
@@ -70,6 +71,9 @@ pub struct Linear {
     pub weight: Option<Tensor>,
     /// Internal bias `bias` (zero init).
     pub bias: Option<Tensor>,
+    /// Shared weights of a small layer: the whole map as one gathered matrix, and the bias as
+    /// one gathered row (see `dense_map.rs`).
+    dense: Option<(DenseMap, Option<DenseMap>)>,
 }
 
 impl Linear {
@@ -164,6 +168,8 @@ impl Linear {
         } else {
             (None, None)
         };
+        let shared_weights = opts.internal_weights || opts.shared_weights;
+        let dense = if shared_weights && weight_numel > 0 { dense_maps(&irreps_in, &irreps_out, &instructions, &biases) } else { None };
         Ok(Linear {
             irreps_in,
             irreps_out,
@@ -171,10 +177,16 @@ impl Linear {
             weight_numel,
             biases,
             bias_numel,
-            shared_weights: opts.internal_weights || opts.shared_weights,
+            shared_weights,
             weight,
             bias,
+            dense,
         })
+    }
+
+    /// Whether [`Self::forward_with`] takes the dense form (see `dense_map.rs`).
+    pub fn has_dense_form(&self) -> bool {
+        self.dense.is_some()
     }
 
     /// Applies the internal weights and biases.
@@ -184,14 +196,23 @@ impl Linear {
 
     /// Applies explicit weights (`[weight_numel]` shared or `[..., weight_numel]` per sample)
     /// and biases (`[bias_numel]`).
-    pub fn forward_with(
-        &self,
-        x: &Tensor,
-        weight: Option<&Tensor>,
-        bias: Option<&Tensor>,
-    ) -> Tensor {
+    pub fn forward_with(&self, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Tensor {
+        self.forward_using(true, x, weight, bias)
+    }
+
+    /// [`Self::forward_with`] as one gathered dense matrix (`dense`, small shared-weight
+    /// layers, see `dense_map.rs`) or block by block — the same numbers (tests compare both).
+    pub fn forward_using(&self, dense: bool, x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Tensor {
         let lead: Vec<i64> = x.size()[..x.dim() - 1].to_vec();
         let x = x.reshape([-1, self.irreps_in.dim() as i64]);
+        let mut shape = lead;
+        shape.push(self.irreps_out.dim() as i64);
+        if let (Some((m, bm)), Some(w), true) = (&self.dense, weight, dense) {
+            if bm.is_some() == bias.is_some() {
+                let b = bm.as_ref().zip(bias).map(|(bm, b)| bm.matrix(b));
+                return m.apply(&x, w, b.as_ref()).reshape(shape);
+            }
+        }
         let z = x.size()[0];
         let w = weight.map(|w| {
             if self.shared_weights {
@@ -259,8 +280,39 @@ impl Linear {
         } else {
             Tensor::cat(&blocks, 1)
         };
-        let mut shape = lead;
-        shape.push(self.irreps_out.dim() as i64);
         out.reshape(shape)
     }
+}
+
+/// The dense forms of a shared-weight [`Linear`]: `M[(u, i) of block i_in, (w, i) of block
+/// i_out] = W_k[u, w]·pw_k`, and the bias row (`None` if no block has a bias); `None` if the
+/// map is too large for it.
+fn dense_maps(irreps_in: &Irreps, irreps_out: &Irreps, instructions: &[LinearInstruction], biases: &[bool]) -> Option<(DenseMap, Option<DenseMap>)> {
+    let (sl_in, sl_out) = (irreps_in.slices(), irreps_out.slices());
+    let mut entries = Vec::new();
+    let mut offset = 0i64;
+    for ins in instructions {
+        let (mi, mo) = ins.path_shape;
+        let d = irreps_in[ins.i_in].ir.dim();
+        for u in 0..mi {
+            for w in 0..mo {
+                for i in 0..d {
+                    let (row, col) = (sl_in[ins.i_in].start + u * d + i, sl_out[ins.i_out].start + w * d + i);
+                    entries.push(Entry { row, col, weight: offset + (u * mo + w) as i64, factor: ins.path_weight });
+                }
+            }
+        }
+        offset += (mi * mo) as i64;
+    }
+    let map = DenseMap::new(irreps_in.dim(), irreps_out.dim(), entries)?;
+    let mut bias_entries = Vec::new();
+    let mut b = 0i64;
+    for (o, _) in biases.iter().enumerate().filter(|(_, has)| **has) {
+        for col in sl_out[o].clone() {
+            bias_entries.push(Entry { row: 0, col, weight: b, factor: 1.0 });
+            b += 1;
+        }
+    }
+    let bias = if b > 0 { Some(DenseMap::new(1, irreps_out.dim(), bias_entries)?) } else { None };
+    Some((map, bias))
 }

@@ -31,6 +31,7 @@
 
 pub mod activation;
 pub mod conv;
+mod dense_map;
 pub mod gate;
 pub mod irreps;
 pub mod linear;

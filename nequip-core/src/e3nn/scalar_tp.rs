@@ -12,6 +12,7 @@
 
 use tch::Tensor;
 
+use super::dense_map::{DenseMap, Entry};
 use super::irreps::Irreps;
 use super::tensor_product::{ConnectionMode, Instruction};
 use super::tp_kernels::{accumulate, cat_blocks, Buffers};
@@ -43,6 +44,9 @@ pub(crate) struct ScalarKernel {
     weight_numel: i64,
     /// `[0]`: gather index of every block's `W' [V, cols]` into the weight (i64); `[1]`: `c·pw`.
     bufs: Buffers,
+    /// Small products: `out = (x1 ⊗ x2) [Z, dim1·dim2] @ M` with `M` gathered from the weight
+    /// (see `dense_map.rs`).
+    dense: Option<DenseMap>,
 }
 
 impl ScalarKernel {
@@ -52,7 +56,8 @@ impl ScalarKernel {
         if !ok {
             return None;
         }
-        let (sl1, sl2) = (in1.slices(), in2.slices());
+        let (sl1, sl2, sl_out) = (in1.slices(), in2.slices(), out.slices());
+        let mut entries = Vec::new();
         // flat weight offsets (instruction order)
         let mut offsets = Vec::with_capacity(ins.len());
         let mut off = 0i64;
@@ -87,6 +92,11 @@ impl ScalarKernel {
             for u in 0..u_n {
                 for w in 0..w_n {
                     columns.push((0..v_n).map(|v| (offsets[k] + ((u * v_n + v) * w_n + w) as i64, c * i.path_weight)).collect());
+                    for (v, x) in (0..v_n).flat_map(|v| (0..d).map(move |x| (v, x))) {
+                        let row = (sl1[i.i_in1].start + u * d + x) * in2.dim() + sl2[i.i_in2].start + v;
+                        let col = sl_out[i.i_out].start + w * d + x;
+                        entries.push(Entry { row, col, weight: offsets[k] + ((u * v_n + v) * w_n + w) as i64, factor: c * i.path_weight });
+                    }
                 }
             }
         }
@@ -105,14 +115,19 @@ impl ScalarKernel {
             out_blocks: out.iter().map(|m| (m.mul as i64, m.ir.dim() as i64)).collect(),
             weight_numel: off,
             bufs: Buffers::new(vec![Tensor::from_slice(&index), Tensor::from_slice(&scale)]),
+            dense: DenseMap::new(in1.dim() * in2.dim(), out.dim(), entries),
         })
     }
 
     /// `x1 [Z, dim1]`, `x2 [Z, dim2]`, the shared weight `[weight_numel]` -> `[Z, dim_out]`.
     pub(crate) fn forward(&self, x1: &Tensor, x2: &Tensor, w: &Tensor) -> Tensor {
-        let b = self.bufs.get(x1);
         let z = x1.size()[0];
         debug_assert_eq!(w.size(), [self.weight_numel]);
+        if let Some(m) = &self.dense {
+            let outer = (x1.unsqueeze(2) * x2.unsqueeze(1)).view([z, -1]);
+            return m.apply(&outer, w, None);
+        }
+        let b = self.bufs.get(x1);
         let w_all = w.index_select(0, &b[0]) * &b[1];
         let sizes: Vec<i64> = self.blocks.iter().map(|blk| blk.mul * blk.cols).collect();
         let mut outs: Vec<Option<Tensor>> = (0..self.out_blocks.len()).map(|_| None).collect();
