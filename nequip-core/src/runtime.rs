@@ -5,7 +5,10 @@
 //! heap tops are trimmed back to the kernel, so a training step that allocates and frees the
 //! same few hundred edge-sized tensors each call spends 10–15 % of its time in page faults
 //! (measured with `perf` on the toluene example model). [`tune_allocator`] keeps such blocks
-//! in the heap for reuse, as PyTorch users get with `jemalloc`/`tcmalloc`.
+//! in the heap for reuse, as PyTorch users get with `jemalloc`/`tcmalloc`. (The `nequip`
+//! binary goes further: it links mimalloc in place of glibc's `malloc` for the whole process,
+//! `nequip-plugins/src/main.rs`; the settings then only matter to programs without it, such
+//! as the benchmarks and tests of this crate.)
 
 /// Keep allocations below 1 GiB in the heap and never trim freed heap back to the kernel
 /// (glibc only; a no-op elsewhere). Call once at start-up, before tensors are allocated.
