@@ -8,6 +8,7 @@
 use tch::{nn::Path, Tensor};
 
 use super::irreps::{Irrep, Irreps, MulIr};
+use super::scalars::ConstOps;
 use super::E3nnError;
 
 /// A scalar activation function.
@@ -46,7 +47,7 @@ impl std::str::FromStr for Act {
 /// nequip's `ShiftedSoftPlus(x) = softplus(x) - ln 2`.
 #[allow(non_snake_case)]
 pub fn ShiftedSoftPlus(x: &Tensor) -> Tensor {
-    x.softplus() - std::f64::consts::LN_2
+    x.softplus().add_c(-std::f64::consts::LN_2)
 }
 
 impl Act {
@@ -79,7 +80,7 @@ impl Act {
         if (c - 1.0).abs() < 1e-4 {
             y
         } else {
-            y * c
+            y.mul_c(c)
         }
     }
 

@@ -20,6 +20,7 @@
 use tch::{Device, Tensor};
 
 use super::linear::Linear;
+use super::scalars::ConstOps;
 use super::tensor_product::TensorProduct;
 use super::tp_kernels::Buffers;
 use super::uvu_messages::UvuMessages;
@@ -250,7 +251,7 @@ impl FusedConvolution {
         // every group's weights in one gather, path weights and the node-sum divisor applied
         let mut w_all = w_ext.index_select(0, &b[0]) * &b[1];
         if let Some(c) = node_divisor {
-            w_all = w_all / c;
+            w_all = w_all.div_c(c);
         }
         let sizes: Vec<i64> = self.groups.iter().map(|g| g.cols * g.muls).collect();
         let w_groups = w_all.split_with_sizes(sizes.as_slice(), 0);

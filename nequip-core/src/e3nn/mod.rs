@@ -37,6 +37,7 @@ pub mod irreps;
 pub mod linear;
 pub mod nn;
 mod scalar_tp;
+pub mod scalars;
 pub mod spherical_harmonics;
 pub mod tensor_product;
 pub mod testing;

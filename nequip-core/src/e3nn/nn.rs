@@ -7,6 +7,7 @@
 use tch::{nn::Path, Tensor};
 
 use super::activation::Act;
+use super::scalars::ConstOps;
 use super::E3nnError;
 
 /// e3nn's `nn.FullyConnectedNet(hs, act)` (variance_in = variance_out = 1, no output activation).
@@ -67,7 +68,7 @@ impl FullyConnectedNet {
         let mut h = x.shallow_clone();
         for (k, w) in self.weights.iter().enumerate() {
             let fan_in = w.size()[0] as f64;
-            h = h.matmul(&(w / fan_in.sqrt()));
+            h = h.matmul(&w.div_c(fan_in.sqrt()));
             if k + 1 < n {
                 if let Some(a) = &self.act {
                     h = a.apply_normalized(&h);

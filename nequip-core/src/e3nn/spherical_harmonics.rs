@@ -11,6 +11,8 @@
 use tch::Tensor;
 
 use super::irreps::Irreps;
+use super::scalars::ConstOps;
+use super::tp_kernels::Buffers;
 use super::wigner::wigner_3j_f64;
 use super::E3nnError;
 
@@ -68,8 +70,8 @@ pub struct SphericalHarmonics {
     normalize: bool,
     normalization: ShNormalization,
     irreps_out: Irreps,
-    /// `M_l` as f64 tensors on the CPU (cast to the input's kind/device when used).
-    mats: Vec<Tensor>,
+    /// `M_l` (f64 on the CPU, cast once per input kind/device).
+    mats: Buffers,
 }
 
 impl SphericalHarmonics {
@@ -83,13 +85,14 @@ impl SphericalHarmonics {
             .iter()
             .max()
             .ok_or(E3nnError::Empty("spherical harmonics degrees"))?;
-        let mats = recursion_matrices(lmax)
+        let mats: Vec<Tensor> = recursion_matrices(lmax)
             .into_iter()
             .enumerate()
             .map(|(l, m)| {
                 Tensor::from_slice(&m).reshape([(2 * l as i64 + 1) * 3, 2 * l as i64 + 3])
             })
             .collect();
+        let mats = Buffers::new(mats);
         let irreps_out = Irreps(
             ls.iter()
                 .map(|&l| super::irreps::MulIr {
@@ -138,11 +141,11 @@ impl SphericalHarmonics {
         let lead: Vec<i64> = x.size()[..x.dim() - 1].to_vec();
         let xf = x.reshape([-1, 3]);
         let mut ys = vec![xf.ones_like().narrow(1, 0, 1)];
-        for m in &self.mats {
+        for m in &self.mats.get(&xf) {
             let prev = ys.last().expect("non-empty");
             let d = prev.size()[1];
             let outer = (prev.unsqueeze(-1) * xf.unsqueeze(1)).reshape([-1, d * 3]);
-            ys.push(outer.matmul(&m.to_kind(x.kind()).to_device(x.device())));
+            ys.push(outer.matmul(m));
         }
         let parts: Vec<Tensor> = self
             .ls
@@ -151,8 +154,8 @@ impl SphericalHarmonics {
                 let y = &ys[l as usize];
                 match self.normalization {
                     ShNormalization::Component => y.shallow_clone(),
-                    ShNormalization::Norm => y / ((2 * l + 1) as f64).sqrt(),
-                    ShNormalization::Integral => y / (4.0 * std::f64::consts::PI).sqrt(),
+                    ShNormalization::Norm => y.div_c(((2 * l + 1) as f64).sqrt()),
+                    ShNormalization::Integral => y.div_c((4.0 * std::f64::consts::PI).sqrt()),
                 }
             })
             .collect();

@@ -6,6 +6,8 @@
 
 use tch::{Kind, Tensor};
 
+use crate::e3nn::scalars::{constant, ConstOps};
+
 /// nequip's initial Bessel frequencies `w_n = n π`, n = 1..num_basis (`linspace(1, n) * pi`).
 pub fn bessel_weights_init(num_basis: i64, kind: Kind) -> Tensor {
     Tensor::linspace(1.0, num_basis as f64, num_basis, (kind, tch::Device::Cpu)) * std::f64::consts::PI
@@ -14,17 +16,18 @@ pub fn bessel_weights_init(num_basis: i64, kind: Kind) -> Tensor {
 /// `BesselBasis.forward`: `(2 / r_max) · sin(w_n r / r_max) / r`, shape `[..., num_basis]`.
 pub fn bessel_basis(r: &Tensor, weights: &Tensor, r_max: f64) -> Tensor {
     let x = r.unsqueeze(-1);
-    let numerator = (weights * &x / r_max).sin();
-    (numerator / x) * (2.0 / r_max)
+    let numerator = (weights * &x).div_c(r_max).sin();
+    (numerator / x).mul_c(2.0 / r_max)
 }
 
 /// `PolynomialCutoff` (`_poly_cutoff(x, 1/r_max, p)`): with `u = r / r_max`,
-/// `1 − (p+1)(p+2)/2 · u^p + p(p+2) · u^(p+1) − p(p+1)/2 · u^(p+2)` for `u < 1`, else 0.
+/// `1 − (p+1)(p+2)/2 · u^p + p(p+2) · u^(p+1) − p(p+1)/2 · u^(p+2)` for `u < 1`, else 0
+/// (nequip's order of operations: the terms cancel to O((1 − u)³) near the cutoff).
 pub fn polynomial_cutoff(r: &Tensor, r_max: f64, p: f64) -> Tensor {
-    let u = r * (1.0 / r_max);
-    let out = 1.0 - ((p + 1.0) * (p + 2.0) / 2.0) * u.pow_tensor_scalar(p);
-    let out = out + (p * (p + 2.0)) * u.pow_tensor_scalar(p + 1.0);
-    let out = out - (p * (p + 1.0) / 2.0) * u.pow_tensor_scalar(p + 2.0);
+    let u = r.mul_c(1.0 / r_max);
+    let out = constant(1.0, &u) - u.pow_tensor_scalar(p).mul_c((p + 1.0) * (p + 2.0) / 2.0);
+    let out = out + u.pow_tensor_scalar(p + 1.0).mul_c(p * (p + 2.0));
+    let out = out - u.pow_tensor_scalar(p + 2.0).mul_c(p * (p + 1.0) / 2.0);
     out * u.lt(1.0).to_kind(r.kind())
 }
 
