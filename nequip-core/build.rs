@@ -2,13 +2,13 @@
 //    "libtorch").
 // 2. Compiles the native convolution kernel (csrc/uvu_native.cpp, called from
 //    src/e3nn/uvu_native.rs) against the libtorch that torch-sys found, with the flags
-//    torch-sys uses for its own C++ wrapper; with it the operator census of
-//    `nequip benchmark --op-census` (csrc/op_census.cpp, called from src/runtime.rs).
+//    torch-sys uses for its own C++ wrapper; with it the libtorch helpers of src/runtime.rs
+//    (csrc/runtime.cpp: the operator census, backward into chosen leaves).
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/uvu_native.cpp");
-    println!("cargo:rerun-if-changed=csrc/op_census.cpp");
+    println!("cargo:rerun-if-changed=csrc/runtime.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let lib = PathBuf::from(
         std::env::var("DEP_TCH_LIBTORCH_LIB")
@@ -40,6 +40,6 @@ fn main() {
         .flag("-fno-signed-zeros")
         .flag("-fno-trapping-math")
         .file("csrc/uvu_native.cpp")
-        .file("csrc/op_census.cpp")
+        .file("csrc/runtime.cpp")
         .compile("nequip_uvu_native");
 }

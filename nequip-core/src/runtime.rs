@@ -1,4 +1,6 @@
-//! Process-wide settings for running models: the C allocator's thresholds.
+//! Process-wide settings and libtorch helpers for running models: the C allocator's
+//! thresholds, an operator census, backward into chosen leaves (the C++ side is
+//! `csrc/runtime.cpp`).
 //!
 //! libtorch's CPU allocator takes every tensor from `malloc` and gives it back on drop. With
 //! glibc's defaults, blocks above the (adaptive) mmap threshold are fresh `mmap`s and freed
@@ -9,6 +11,8 @@
 //! binary goes further: it links mimalloc in place of glibc's `malloc` for the whole process,
 //! `nequip-plugins/src/main.rs`; the settings then only matter to programs without it, such
 //! as the benchmarks and tests of this crate.)
+
+use tch::Tensor;
 
 /// Keep allocations below 1 GiB in the heap and never trim freed heap back to the kernel
 /// (glibc only; a no-op elsewhere). Call once at start-up, before tensors are allocated.
@@ -30,6 +34,7 @@ pub fn tune_allocator() {
 }
 
 extern "C" {
+    fn nequip_backward_to(loss: *const torch_sys::C_tensor, inputs: *const *const torch_sys::C_tensor, n: usize, err: *mut std::os::raw::c_char, err_len: usize) -> i32;
     fn nequip_op_census_start();
     fn nequip_op_census_stop(buf: *mut std::os::raw::c_char, cap: usize) -> usize;
 }
@@ -59,4 +64,23 @@ pub fn op_census<R>(f: impl FnOnce() -> R) -> (R, Vec<(u64, String)>) {
         })
         .collect();
     (r, rows)
+}
+
+/// `torch.autograd.backward([loss], inputs=inputs)`: accumulates `d loss / d input` into
+/// each input's `.grad` (as `loss.backward()` does for every leaf) and runs only the part of
+/// the graph leading to `inputs`. With a force loss and `inputs` = the parameters this skips
+/// every derivative back to the positions, which `loss.backward()` would also compute
+/// (a leaf that requires grad) and throw away. Inputs that do not require grad are skipped.
+pub fn backward_to(loss: &Tensor, inputs: &[Tensor]) -> Result<(), String> {
+    let ptrs: Vec<*const torch_sys::C_tensor> = inputs.iter().filter(|t| t.requires_grad()).map(|t| t.as_ptr()).collect();
+    let mut err = [0 as std::os::raw::c_char; 1024];
+    // SAFETY: the handles are live tch tensors (`at::Tensor*`) for the duration of the call;
+    // the callee copies them and writes a NUL-terminated message into `err` on failure.
+    let rc = unsafe { nequip_backward_to(loss.as_ptr(), ptrs.as_ptr(), ptrs.len(), err.as_mut_ptr(), err.len()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        // SAFETY: NUL-terminated by the callee.
+        Err(unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned())
+    }
 }

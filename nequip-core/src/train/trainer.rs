@@ -141,7 +141,8 @@ impl Trainer {
                     let _ = g.zero_();
                 }
             }
-            loss.backward();
+            // gradients of the parameters only: no derivatives back to the positions
+            crate::runtime::backward_to(&loss, params).map_err(|e| TrainError::Invalid(format!("backward pass of the training loss: {e}")))?;
             if self.max_gradient_norm.is_finite() {
                 clip_grad_norm(params, self.max_gradient_norm);
             }

@@ -6,8 +6,9 @@
 //! * **forward**: the model in eval mode (`forward(data, false)`: energies and forces, no
 //!   graph kept), what nequip-benchmark times (there on the TorchScript-compiled model);
 //! * **train step**: `forward(data, true)` (forces keep their graph), a force MSE loss against
-//!   the frames' `forces` and `backward()` through the forces (second derivatives), after
-//!   zeroing the gradients of the trainable parameters; no optimizer update.
+//!   the frames' `forces` and the backward pass through the forces (second derivatives) into
+//!   the trainable parameters' gradients (zeroed before), as the trainer does it; no
+//!   optimizer update.
 //!
 //! `bench/nequip_benchmark.py` does the same measurement on Python nequip 0.6.2. Differences
 //! from nequip-benchmark: the first `--n-data` frames are used (not a seeded random pick), all of
@@ -108,7 +109,9 @@ fn train_step(model: &GraphModel, params: &mut [Tensor], data: &AtomicDataDict) 
     let f = out.get(FORCE_KEY).context("the model has no `forces` output (add ForceOutput to model_builders)")?;
     let target = data[FORCE_KEY].f_to_kind(f.kind())?;
     let loss = f.f_sub(&target)?.f_square()?.f_mean(f.kind())?;
-    loss.f_backward()?;
+    // as the trainer: gradients of the parameters only (nequip's `loss.backward()` also
+    // computes the unused ones of the positions)
+    nequip_core::runtime::backward_to(&loss, params).map_err(anyhow::Error::msg)?;
     let _ = loss.f_double_value(&[])?;
     Ok(())
 }
@@ -204,6 +207,8 @@ pub fn run(a: BenchmarkArgs) -> anyhow::Result<ExitCode> {
         print_census("forward", nequip_core::runtime::op_census(|| forward(&model, &data)))?;
         if !a.no_train {
             print_census("train step", nequip_core::runtime::op_census(|| train_step(&model, &mut params, &data)))?;
+            let (r, rows) = nequip_core::runtime::op_census(|| model.forward(shallow(&data), true).map(|_| ()));
+            print_census("train forward", (r.map_err(anyhow::Error::from), rows))?;
         }
     }
     let fwd = time_calls(a.warmup, a.repeat, &mut || forward(&model, &data)).context("forward (eval mode)")?;

@@ -1,10 +1,15 @@
-// Op census for `nequip benchmark --op-census`: counts the ATen operators (and autograd
-// backward nodes) dispatched between start and stop through libtorch's RecordFunction
-// callbacks, the same hook torch.profiler uses. Nested calls are counted too (an
-// aten::linear also counts its aten::matmul), so the table shows where dispatch goes.
+// libtorch helpers of src/runtime.rs (C entry points, tensors as tch's `at::Tensor*`):
+//
+// * the op census of `nequip benchmark --op-census`: counts the ATen operators (and autograd
+//   backward nodes) dispatched between start and stop through libtorch's RecordFunction
+//   callbacks, the same hook torch.profiler uses. Nested calls are counted too (an
+//   aten::linear also counts its aten::matmul), so the table shows where dispatch goes;
+// * `backward(loss, inputs=...)`: gradients accumulated into the given leaves only.
 #include <ATen/record_function.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <atomic>
 #include <cstring>
 #include <mutex>
@@ -56,4 +61,21 @@ extern "C" size_t nequip_op_census_stop(char* buf, size_t cap) {
     buf[n] = 0;
   }
   return out.size();
+}
+
+// torch.autograd.backward([loss], inputs=inputs): accumulates d loss / d input into each
+// input's .grad and runs only the part of the graph that leads to them (a force loss then
+// skips every path back to the positions). Returns 0, or 1 with the message in err.
+extern "C" int nequip_backward_to(const at::Tensor* loss, const at::Tensor* const* inputs,
+                                  size_t n_inputs, char* err, size_t err_len) {
+  try {
+    torch::autograd::variable_list in;
+    in.reserve(n_inputs);
+    for (size_t i = 0; i < n_inputs; ++i) in.push_back(*inputs[i]);
+    torch::autograd::backward({*loss}, {}, /*retain_graph=*/false, /*create_graph=*/false, in);
+    return 0;
+  } catch (const std::exception& e) {
+    std::snprintf(err, err_len, "%s", e.what());
+    return 1;
+  }
 }
