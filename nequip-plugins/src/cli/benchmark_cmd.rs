@@ -207,8 +207,6 @@ pub fn run(a: BenchmarkArgs) -> anyhow::Result<ExitCode> {
         print_census("forward", nequip_core::runtime::op_census(|| forward(&model, &data)))?;
         if !a.no_train {
             print_census("train step", nequip_core::runtime::op_census(|| train_step(&model, &mut params, &data)))?;
-            let (r, rows) = nequip_core::runtime::op_census(|| model.forward(shallow(&data), true).map(|_| ()));
-            print_census("train forward", (r.map_err(anyhow::Error::from), rows))?;
         }
     }
     let fwd = time_calls(a.warmup, a.repeat, &mut || forward(&model, &data)).context("forward (eval mode)")?;
