@@ -101,7 +101,8 @@ pub struct Activation {
     pub irreps_in: Irreps,
     /// Output irreps (odd scalars through an even function become even).
     pub irreps_out: Irreps,
-    acts: Vec<Option<Act>>,
+    /// Consecutive blocks with the same activation merged: `(dim, act)`.
+    runs: Vec<(i64, Option<Act>)>,
 }
 
 impl Activation {
@@ -137,23 +138,34 @@ impl Activation {
                 None => out.push(*m),
             }
         }
+        let mut runs: Vec<(i64, Option<Act>)> = Vec::new();
+        for (m, act) in irreps_in.iter().zip(&acts) {
+            match runs.last_mut() {
+                Some((d, a)) if a == act => *d += m.dim() as i64,
+                _ => runs.push((m.dim() as i64, *act)),
+            }
+        }
         Ok(Activation {
             irreps_in,
             irreps_out: Irreps(out),
-            acts,
+            runs,
         })
     }
 
     /// Applies the activations along the last axis.
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        let apply = |xi: &Tensor, act: &Option<Act>| match act {
+            Some(a) => a.apply_normalized(xi),
+            None => xi.shallow_clone(),
+        };
+        if let [(_, act)] = self.runs.as_slice() {
+            return apply(x, act);
+        }
         // one split (its backward is one `cat`, not a zero tensor per block)
-        let dims: Vec<i64> = self.irreps_in.iter().map(|m| m.dim() as i64).collect();
+        let dims: Vec<i64> = self.runs.iter().map(|r| r.0).collect();
         let mut parts = Vec::new();
-        for (xi, act) in x.split_with_sizes(dims.as_slice(), -1).into_iter().zip(&self.acts) {
-            parts.push(match act {
-                Some(a) => a.apply_normalized(&xi),
-                None => xi,
-            });
+        for (xi, (_, act)) in x.split_with_sizes(dims.as_slice(), -1).into_iter().zip(&self.runs) {
+            parts.push(apply(&xi, act));
         }
         match parts.len() {
             0 => x.zeros_like(),

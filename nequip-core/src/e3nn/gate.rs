@@ -9,6 +9,7 @@ use tch::Tensor;
 
 use super::activation::{copy_index, Act, Activation};
 use super::irreps::{Irreps, MulIr};
+use super::tp_kernels::Buffers;
 use super::E3nnError;
 
 /// e3nn's `nn.Gate`.
@@ -20,10 +21,13 @@ pub struct Gate {
     pub irreps_out: Irreps,
     act_scalars: Activation,
     act_gates: Activation,
-    /// Component index (into the input) of scalars, gates and gated.
-    extract: [Vec<i64>; 3],
-    /// For every gated component, the index of its gate.
-    gate_of: Vec<i64>,
+    /// Sizes of the scalars, gates and gated parts.
+    sizes: [i64; 3],
+    /// Whether the input is already scalars, gates, gated in that order (no gather).
+    in_order: bool,
+    /// `[0]`: component index (into the input) of the scalars, gates and gated, one after
+    /// the other; `[1]`: for every gated component, the index of its gate (both i64).
+    index: Buffers,
 }
 
 fn ranges_to_index(irreps: &Irreps, blocks: &[usize]) -> Vec<i64> {
@@ -96,26 +100,32 @@ impl Gate {
             }
         }
         let irreps_out = act_scalars.irreps_out.concat(&Irreps(gated_out).simplify());
+        let sizes = extract.each_ref().map(|e| e.len() as i64);
+        let order: Vec<i64> = extract.concat();
+        let in_order = order.iter().enumerate().all(|(i, &j)| i as i64 == j);
         Ok(Gate {
             irreps_in: sorted.irreps.simplify(),
             irreps_out,
             act_scalars,
             act_gates,
-            extract,
-            gate_of,
+            sizes,
+            in_order,
+            index: Buffers::new(vec![Tensor::from_slice(&order), Tensor::from_slice(&gate_of)]),
         })
     }
 
     /// `x [..., irreps_in.dim] -> [..., irreps_out.dim]`.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let take = |v: &[i64]| x.index_select(-1, &Tensor::from_slice(v).to_device(x.device()));
-        let scalars = self.act_scalars.forward(&take(&self.extract[0]));
-        if self.extract[1].is_empty() {
+        // one gather and one split (its backward is one `cat`)
+        let index = self.index.get(x);
+        let x = if self.in_order { x.shallow_clone() } else { x.index_select(-1, &index[0]) };
+        let parts = x.split_with_sizes(self.sizes.as_slice(), -1);
+        let scalars = self.act_scalars.forward(&parts[0]);
+        if self.sizes[1] == 0 {
             return scalars;
         }
-        let gates = self.act_gates.forward(&take(&self.extract[1]));
-        let gated = take(&self.extract[2]);
-        let g = gates.index_select(-1, &Tensor::from_slice(&self.gate_of).to_device(x.device()));
-        Tensor::cat(&[scalars, gated * g], -1)
+        let gates = self.act_gates.forward(&parts[1]);
+        let g = gates.index_select(-1, &index[1]);
+        Tensor::cat(&[scalars, &parts[2] * g], -1)
     }
 }

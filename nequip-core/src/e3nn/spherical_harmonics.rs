@@ -72,6 +72,9 @@ pub struct SphericalHarmonics {
     irreps_out: Irreps,
     /// `M_l` (f64 on the CPU, cast once per input kind/device).
     mats: Buffers,
+    /// `Some(c)` when `M_0 = c·I` (e3nn's basis: `c = sqrt(3)`): `Y^1 = c·x` in one op
+    /// instead of a recursion step.
+    y1_scale: Option<f64>,
 }
 
 impl SphericalHarmonics {
@@ -85,7 +88,13 @@ impl SphericalHarmonics {
             .iter()
             .max()
             .ok_or(E3nnError::Empty("spherical harmonics degrees"))?;
-        let mats: Vec<Tensor> = recursion_matrices(lmax)
+        let flat = recursion_matrices(lmax);
+        let y1_scale = flat.first().and_then(|m| {
+            let c = m[0];
+            let identity = (0..9).all(|i| if i % 4 == 0 { m[i] == c } else { m[i].abs() < 1e-15 });
+            identity.then_some(c)
+        });
+        let mats: Vec<Tensor> = flat
             .into_iter()
             .enumerate()
             .map(|(l, m)| {
@@ -111,6 +120,7 @@ impl SphericalHarmonics {
             normalization,
             irreps_out,
             mats,
+            y1_scale,
         })
     }
 
@@ -141,7 +151,11 @@ impl SphericalHarmonics {
         let lead: Vec<i64> = x.size()[..x.dim() - 1].to_vec();
         let xf = x.reshape([-1, 3]);
         let mut ys = vec![xf.ones_like().narrow(1, 0, 1)];
-        for m in &self.mats.get(&xf) {
+        for (l, m) in self.mats.get(&xf).iter().enumerate() {
+            if let (0, Some(c)) = (l, self.y1_scale) {
+                ys.push(xf.mul_c(c));
+                continue;
+            }
             let prev = ys.last().expect("non-empty");
             let d = prev.size()[1];
             let outer = (prev.unsqueeze(-1) * xf.unsqueeze(1)).reshape([-1, d * 3]);

@@ -38,7 +38,9 @@ pub fn edge_embedding(r: &Tensor, weights: &Tensor, r_max: f64, p: f64) -> (Tens
     (bessel_basis(r, weights, r_max) * &cutoff, cutoff)
 }
 
-/// `OneHotAtomEncoding`: `atom_types` (`[N]` or `[N, 1]`, int64) → `[N, num_types]` in `kind`.
+/// `OneHotAtomEncoding`: `atom_types` (`[N]` or `[N, 1]`, int64) → `[N, num_types]` in `kind`
+/// (`torch.nn.functional.one_hot` as rows of the identity: a few ops instead of one_hot's
+/// range checks, conversions and scatter).
 pub fn one_hot(atom_types: &Tensor, num_types: i64, kind: Kind) -> Tensor {
-    atom_types.reshape([-1]).one_hot(num_types).to_kind(kind)
+    Tensor::eye(num_types, (kind, atom_types.device())).index_select(0, &atom_types.reshape([-1]))
 }
