@@ -57,10 +57,10 @@ pub struct FusedConvolution {
     groups: Vec<Group>,
     /// `linear_2`'s output in order, as runs of the groups' outputs.
     pieces: Vec<Piece>,
-    /// Length of the linear weight (the zero appended for gathers sits at this index).
+    /// Length of the linear weight.
     linear_numel: i64,
     /// `[0]`: the gather index of every group's `W_g` (concatenated, row-major) into the
-    /// linear weight extended by one zero (i64); `[1]`: each entry's path weight.
+    /// linear weight (i64); `[1]`: each entry's path weight (0 where nothing connects).
     bufs: Buffers,
 }
 
@@ -167,7 +167,7 @@ impl FusedConvolution {
                                         let mo = linear.instructions[k].path_shape.1;
                                         ((offsets[k] + (r + u) * mo + w) as i64, linear.instructions[k].path_weight)
                                     }
-                                    None => (off as i64, 0.0),
+                                    None => (0, 0.0),
                                 };
                                 index.push(ix);
                                 scale.push(pw);
@@ -246,10 +246,10 @@ impl FusedConvolution {
                     .collect()
             }
         };
-        let w_ext = Tensor::cat(&[linear_weight.view([-1]), linear_weight.new_zeros([1], (kind, device))], 0);
-        debug_assert_eq!(w_ext.size()[0], self.linear_numel + 1);
+        debug_assert_eq!(linear_weight.numel() as i64, self.linear_numel);
         // every group's weights in one gather, path weights and the node-sum divisor applied
-        let mut w_all = w_ext.index_select(0, &b[0]) * &b[1];
+        // (entries no instruction connects gather weight 0 with factor 0)
+        let mut w_all = linear_weight.view([-1]).index_select(0, &b[0]) * &b[1];
         if let Some(c) = node_divisor {
             w_all = w_all.div_c(c);
         }

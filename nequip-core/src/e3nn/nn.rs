@@ -68,7 +68,9 @@ impl FullyConnectedNet {
         let mut h = x.shallow_clone();
         for (k, w) in self.weights.iter().enumerate() {
             let fan_in = w.size()[0] as f64;
-            h = h.matmul(&w.div_c(fan_in.sqrt()));
+            let w = w.div_c(fan_in.sqrt());
+            // (mm for the usual [rows, features] input: one dispatch less than matmul)
+            h = if h.dim() == 2 { h.mm(&w) } else { h.matmul(&w) };
             if k + 1 < n {
                 if let Some(a) = &self.act {
                     h = a.apply_normalized(&h);

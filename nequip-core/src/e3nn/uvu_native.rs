@@ -145,7 +145,7 @@ impl UvuNative {
         centres: &Tensor,
         n_nodes: i64,
     ) -> Tensor {
-        let r = sh.matmul(&self.bufs.get(x)[0]);
+        let r = sh.mm(&self.bufs.get(x)[0]);
         let graph = Graph { centres, neighbours, n_g: n_nodes, n_x: x.size()[0] };
         graph.apply(0, &self.plan, x, &r, w)
     }
