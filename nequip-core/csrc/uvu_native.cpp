@@ -186,63 +186,83 @@ inline __attribute__((always_inline)) void path_channels(int64_t target, const P
 }
 
 // Rows [begin, end) of the target tensor (zero-initialised) from the rows of the other
-// three. `buf` holds 2 * (largest d1*U) elements. Null centres / neighbours: the identity.
+// three, X in the kernel's layout (see XBlock). Null centres / neighbours: the identity.
 template <typename T>
 inline __attribute__((always_inline)) void rows(int64_t target, const Plan& plan,
                                                 T* const base[4], const int64_t* centres,
                                                 const int64_t* neighbours, int64_t begin,
-                                                int64_t end, T* buf, int64_t block) {
+                                                int64_t end) {
   constexpr int wide = 128 / sizeof(T), vec = 32 / sizeof(T);  // 4 vectors, 1 vector
-  T* xt = buf;           // the current input block, transposed: xt[a*nu + u]
-  T* acc = buf + block;  // X: the current block's accumulator (same layout)
   for (int64_t z = begin; z < end; ++z) {
     T* g = base[G] + (centres ? centres[z] : z) * plan.dims[G];
     T* x = base[X] + (neighbours ? neighbours[z] : z) * plan.dims[X];
     T* r = base[R] + z * plan.dims[R];
     T* w = base[W] + z * plan.dims[W];
-    int64_t cur = -1, cur_d1 = 0, cur_nu = 0;
-    auto flush = [&] {  // X: the accumulated block back into e3nn's layout
-      if (target == X && cur >= 0)
-        for (int64_t u = 0; u < cur_nu; ++u)
-          for (int64_t a = 0; a < cur_d1; ++a) x[cur + u * cur_d1 + a] += acc[a * cur_nu + u];
-    };
     for (const Path& p : plan.paths) {
-      const int64_t d1 = p.d1, nu = p.u;
-      if (p.x != cur) {
-        flush();
-        cur = p.x, cur_d1 = d1, cur_nu = nu;
-        if (target == X)
-          std::fill(acc, acc + d1 * nu, T(0));
-        else
-          for (int64_t u = 0; u < nu; ++u)
-            for (int64_t a = 0; a < d1; ++a) xt[a * nu + u] = x[p.x + u * d1 + a];
-      }
+      T* xb = x + p.x;  // the input block, xb[a*nu + u] (read, or accumulated for X)
+      const int64_t nu = p.u;
       int64_t u0 = 0;
-      for (; u0 + wide <= nu; u0 += wide) path_channels<T, wide>(target, p, u0, g, r, w, xt, acc);
-      for (; u0 + vec <= nu; u0 += vec) path_channels<T, vec>(target, p, u0, g, r, w, xt, acc);
-      for (; u0 < nu; ++u0) path_channels<T, 1>(target, p, u0, g, r, w, xt, acc);
+      for (; u0 + wide <= nu; u0 += wide) path_channels<T, wide>(target, p, u0, g, r, w, xb, xb);
+      for (; u0 + vec <= nu; u0 += vec) path_channels<T, vec>(target, p, u0, g, r, w, xb, xb);
+      for (; u0 < nu; ++u0) path_channels<T, 1>(target, p, u0, g, r, w, xb, xb);
     }
-    flush();
   }
 }
 
 #define NEQUIP_ROWS(NAME, T)                                                              \
   NEQUIP_CLONES void NAME(int64_t target, const Plan& plan, T* const base[4],               \
                           const int64_t* centres, const int64_t* neighbours, int64_t begin, \
-                          int64_t end, T* buf, int64_t block) {                             \
-    rows<T>(target, plan, base, centres, neighbours, begin, end, buf, block);               \
+                          int64_t end) {                                                    \
+    rows<T>(target, plan, base, centres, neighbours, begin, end);                           \
   }
 NEQUIP_ROWS(rows_f32, float)
 NEQUIP_ROWS(rows_f64, double)
 
 void rows_any(int64_t target, const Plan& plan, float* const base[4], const int64_t* c,
-              const int64_t* n, int64_t begin, int64_t end, float* buf, int64_t block) {
-  rows_f32(target, plan, base, c, n, begin, end, buf, block);
+              const int64_t* n, int64_t begin, int64_t end) {
+  rows_f32(target, plan, base, c, n, begin, end);
 }
 
 void rows_any(int64_t target, const Plan& plan, double* const base[4], const int64_t* c,
-              const int64_t* n, int64_t begin, int64_t end, double* buf, int64_t block) {
-  rows_f64(target, plan, base, c, n, begin, end, buf, block);
+              const int64_t* n, int64_t begin, int64_t end) {
+  rows_f64(target, plan, base, c, n, begin, end);
+}
+
+// An input block of X: e3nn's [U, d1] at column x of a row; the kernel keeps it as [d1, U]
+// (channels innermost, xb[a*U + u]) so that the channel loops read and write contiguous
+// memory. X is brought into that layout once per call (and the X target back out of it),
+// not once per edge.
+struct XBlock {
+  int64_t x, d1, u;
+};
+
+std::vector<XBlock> x_blocks(const Plan& plan) {
+  std::vector<XBlock> out;
+  for (const Path& p : plan.paths)
+    if (std::none_of(out.begin(), out.end(), [&](const XBlock& b) { return b.x == p.x; }))
+      out.push_back(XBlock{p.x, p.d1, p.u});
+  return out;
+}
+
+// src [rows, dim] -> dst [rows, dim] with every block to the kernel's layout (to_kernel) or
+// back to e3nn's; columns outside the blocks are left as they are in dst.
+template <typename T>
+void relayout(const T* src, T* dst, int64_t n_rows, int64_t dim, const std::vector<XBlock>& blocks,
+              bool to_kernel) {
+  at::parallel_for(0, n_rows, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      for (const XBlock& b : blocks) {
+        const T* s = src + i * dim + b.x;
+        T* d = dst + i * dim + b.x;
+        for (int64_t u = 0; u < b.u; ++u)
+          for (int64_t a = 0; a < b.d1; ++a) {
+            if (to_kernel)
+              d[a * b.u + u] = s[u * b.d1 + a];
+            else
+              d[u * b.d1 + a] = s[a * b.u + u];
+          }
+      }
+  });
 }
 
 // The target tensor from the three others (in role order): [n_g, dim_G] (G), [n_x, dim_X] (X)
@@ -279,8 +299,7 @@ at::Tensor compute(int64_t target, const at::Tensor& plan_t, const at::Tensor& c
   for (int64_t e = 0; !identity && e < z; ++e)
     TORCH_CHECK(c[e] >= 0 && c[e] < n_g && n[e] >= 0 && n[e] < n_x,
                 "uvu_native: edge ", e, " has a node index out of range");
-  int64_t block = 1;
-  for (const Path& p : plan.paths) block = std::max(block, p.d1 * p.u);
+  const std::vector<XBlock> blocks = x_blocks(plan);
   // G and X are sums over edges (scatters): one partial sum per thread, added at the end
   // (a fixed order for a given thread count); R and W have one row per edge.
   const bool scatter = !identity && (target == G || target == X);
@@ -294,16 +313,21 @@ at::Tensor compute(int64_t target, const at::Tensor& plan_t, const at::Tensor& c
           ? std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), (z + grain - 1) / grain))
           : 1;
   at::Tensor out = at::zeros({threads, rows_of[target], plan.dims[target]}, ins[0].options());
+  at::Tensor x_kernel;  // X in the kernel's layout (target X: `out` is in that layout)
   AT_DISPATCH_FLOATING_TYPES(ins[0].scalar_type(), "uvu_native", [&] {
     scalar_t* base[4];
     for (int i = 0; i < 4; ++i) base[i] = t[i].defined() ? t[i].data_ptr<scalar_t>() : nullptr;
+    if (target != X) {
+      x_kernel = at::empty_like(t[X]);
+      relayout(base[X], x_kernel.data_ptr<scalar_t>(), n_x, plan.dims[X], blocks, true);
+      base[X] = x_kernel.data_ptr<scalar_t>();
+    }
     scalar_t* const target_base = out.data_ptr<scalar_t>();
     const int64_t slot_size = rows_of[target] * plan.dims[target];
     auto run = [&](int64_t begin, int64_t end, int64_t slot) {
       scalar_t* b[4] = {base[0], base[1], base[2], base[3]};
       b[target] = target_base + slot * slot_size;
-      std::vector<scalar_t> buf(2 * block);
-      rows_any(target, plan, b, c, n, begin, end, buf.data(), block);
+      rows_any(target, plan, b, c, n, begin, end);
     };
     if (threads == 1 && scatter) {  // (one partial sum: no parallel loop)
       run(0, z, 0);
@@ -315,7 +339,13 @@ at::Tensor compute(int64_t target, const at::Tensor& plan_t, const at::Tensor& c
       });
     }
   });
-  return threads == 1 ? out[0] : out.sum(0);
+  at::Tensor sum = threads == 1 ? out[0] : out.sum(0);
+  if (target != X) return sum;
+  at::Tensor x_grad = at::zeros_like(sum);
+  AT_DISPATCH_FLOATING_TYPES(sum.scalar_type(), "uvu_native_relayout", [&] {
+    relayout(sum.data_ptr<scalar_t>(), x_grad.data_ptr<scalar_t>(), n_x, plan.dims[X], blocks, false);
+  });
+  return x_grad;
 }
 
 struct UvuNative : public torch::autograd::Function<UvuNative> {
