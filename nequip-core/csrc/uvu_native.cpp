@@ -192,7 +192,8 @@ inline __attribute__((always_inline)) void rows(int64_t target, const Plan& plan
                                                 T* const base[4], const int64_t* centres,
                                                 const int64_t* neighbours, int64_t begin,
                                                 int64_t end) {
-  constexpr int wide = 128 / sizeof(T), vec = 32 / sizeof(T);  // 4 vectors, 1 vector
+  // 4, 2 and 1 vectors of channels per call (U = 8 in float64 is one call of two vectors)
+  constexpr int wide = 128 / sizeof(T), pair = 64 / sizeof(T), vec = 32 / sizeof(T);
   for (int64_t z = begin; z < end; ++z) {
     T* g = base[G] + (centres ? centres[z] : z) * plan.dims[G];
     T* x = base[X] + (neighbours ? neighbours[z] : z) * plan.dims[X];
@@ -203,6 +204,7 @@ inline __attribute__((always_inline)) void rows(int64_t target, const Plan& plan
       const int64_t nu = p.u;
       int64_t u0 = 0;
       for (; u0 + wide <= nu; u0 += wide) path_channels<T, wide>(target, p, u0, g, r, w, xb, xb);
+      for (; u0 + pair <= nu; u0 += pair) path_channels<T, pair>(target, p, u0, g, r, w, xb, xb);
       for (; u0 + vec <= nu; u0 += vec) path_channels<T, vec>(target, p, u0, g, r, w, xb, xb);
       for (; u0 < nu; ++u0) path_channels<T, 1>(target, p, u0, g, r, w, xb, xb);
     }
