@@ -23,7 +23,10 @@
 //!   `uvu_native.rs`) whose autograd node's derivatives are again that kernel (any order).
 //! * **Speed.** The per-edge `uvu` tensor product (NequIP's convolution) is that native kernel
 //!   on the CPU and a few batched libtorch ops for all paths at once elsewhere (see
-//!   [`tensor_product`], [`conv`]), not one kernel per path.
+//!   [`tensor_product`], [`conv`]), not one kernel per path. Small shared-weight maps
+//!   (`Linear`, the self-connection) run as one gathered dense matrix (`dense_map.rs`), and
+//!   constants enter as cached 0-dim tensors ([`scalars`]): for small models the number of
+//!   dispatched libtorch operators is the cost (`nequip benchmark --op-census`).
 
 // `x = x + y` is kept out of place on purpose: tch's `+=` is an in-place libtorch op, which
 // can break autograd on non-leaf tensors.

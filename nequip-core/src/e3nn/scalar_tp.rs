@@ -8,7 +8,9 @@
 //! contracted with the weights first — one matmul per second-input block for all its paths,
 //! `T = x2 @ W' [V, Σ_p U·W_p]`, the shared weights regathered once (with `c·pw` folded in) —
 //! and then `out_p = T_p^T @ x1_p` (`[W, U] @ [U, 2l+1]` per sample, one `bmm`), which is
-//! already e3nn's `[mul, 2l+1]` block.
+//! already e3nn's `[mul, 2l+1]` block. Small products (NequIP's self-connection at a few
+//! dozen features) skip even that: `(x1 ⊗ x2) [Z, dim1·dim2] @ M` with `M` gathered from the
+//! weight in one go (`dense_map.rs`).
 
 use tch::Tensor;
 
