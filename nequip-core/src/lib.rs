@@ -9,6 +9,7 @@
 //! | [`nn`] | NequIP's network building blocks, graph modules, `GraphModel` | `nequip/nn/` |
 //! | [`model`] | `model_from_config`: running `model_builders` | `nequip/model/_build.py` |
 //! | [`io`] | reading torch checkpoints (zip + pickle) | `torch.save` format |
+//! | [`potential`] | the MD inference path: a model file → energy, forces, virial of one structure or an engine's graph | `pair_nequip`, `nequip/ase/nequip_calculator.py` |
 
 // The error enums carry their context (file, key, position, searched names) by value and are
 // only built on failure paths, so their size is not worth boxing.
@@ -19,6 +20,7 @@ pub mod e3nn;
 pub mod io;
 pub mod model;
 pub mod nn;
+pub mod potential;
 pub mod check;
 pub mod config;
 pub mod registry;
