@@ -8,6 +8,7 @@ mod deploy_cmd;
 mod evaluate_cmd;
 mod import_cmd;
 mod list;
+mod serve_cmd;
 mod train_cmd;
 
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ pub enum Command {
     Import(import_cmd::ImportArgs),
     /// Time a config's model on a few of its frames: eval-mode forward and a training step.
     Benchmark(benchmark_cmd::BenchmarkArgs),
+    /// Serve a model to an MD driver: an i-PI socket client (i-PI, ASE's SocketIOCalculator).
+    Serve(serve_cmd::ServeArgs),
 }
 
 /// Parse the process arguments, run, print errors; the exit code is 0 only on success.
@@ -82,5 +85,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Evaluate(a) => evaluate_cmd::run(a),
         Command::Deploy(c) => deploy_cmd::run(c),
         Command::Benchmark(a) => benchmark_cmd::run(a),
+        Command::Serve(a) => serve_cmd::run(a),
     }
 }
