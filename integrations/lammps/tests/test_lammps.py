@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from nqrs_testing import nequip_evaluate
 from ase import Atoms
 from ase.build import bulk
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
 HERE = Path(__file__).resolve().parent
@@ -154,32 +155,11 @@ def read_dump(path):
 
 
 def evaluate(nequip_bin, model, frames, symbols, workdir):
-    """`nequip evaluate` of `frames` (written as extended XYZ and read back, so that the LAMMPS
-    side uses exactly the positions the reference saw): (frames as read back, predictions)."""
+    """`nequip evaluate` of `frames`: (frames as read back from extended XYZ, so that the LAMMPS
+    side uses exactly the positions the reference saw; reference dicts)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    xyz = workdir / "frames.extxyz"
-    frames = [f.copy() for f in frames]
-    for f in frames:  # placeholder labels: `nequip evaluate` computes its metrics against them
-        labels = {"energy": 0.0, "forces": np.zeros((len(f), 3))}
-        if f.pbc.all():
-            labels["stress"] = np.zeros(6)
-        f.calc = SinglePointCalculator(f, **labels)
-    write(xyz, frames, format="extxyz")
-    frames = read(xyz, ":")
-    cfg = workdir / "dataset.yaml"
-    cfg.write_text(
-        f"dataset: ase\ndataset_file_name: {xyz}\nase_args:\n  format: extxyz\n"
-        f"chemical_symbols: [{', '.join(symbols)}]\nr_max: 4.0\n"
-    )
-    out = workdir / "pred.xyz"
-    res = subprocess.run(
-        [str(nequip_bin), "evaluate", "--model", str(model), "--dataset-config", str(cfg), "--output", str(out),
-         "--output-fields", "virial", "--device", "cpu", "--batch-size", "1"],
-        cwd=workdir, capture_output=True, text=True,
-    )
-    assert res.returncode == 0, res.stderr
-    preds = read(out, ":")
+    frames, preds = nequip_evaluate(nequip_bin, model, frames, symbols, 4.0, workdir, output_fields=["virial"])
     refs = []
     for p in preds:
         ref = {"energy": p.get_potential_energy(), "forces": p.get_forces(), "energies": p.calc.results["energies"]}
