@@ -172,17 +172,22 @@ impl Potential {
     /// Load a model file onto `device` (`cpu`, `cuda`, `cuda:N`; `None`: the CPU).
     pub fn load(path: &Path, device: Option<&str>) -> Result<Self, PotentialError> {
         let (model, config) = model_file::load(path, Some(device.unwrap_or("cpu")))?;
-        let unsupported = |message: String| PotentialError::Unsupported { file: path.to_path_buf(), message };
-        let r_max = config.get("r_max").and_then(Value::as_f64).ok_or_else(|| unsupported("the stored config has no numeric r_max".into()))?;
+        Self::from_model(model, config).map_err(|message| PotentialError::Unsupported { file: path.to_path_buf(), message })
+    }
+
+    /// A model already built (with its resolved config: `r_max`, `type_names`); its parameters
+    /// are frozen. Errors say what the model lacks.
+    pub fn from_model(model: GraphModel, config: Config) -> Result<Self, String> {
+        let r_max = config.get("r_max").and_then(Value::as_f64).ok_or("the config has no numeric r_max")?;
         let type_names: Vec<String> = config.get("type_names").and_then(Value::as_sequence).map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
         if type_names.is_empty() {
-            return Err(unsupported("the stored config has no type_names".into()));
+            return Err("the config has no type_names".into());
         }
         let (inner, chain) = energy_model(&model);
         if !inner.irreps_out().contains_key(PER_ATOM_ENERGY_KEY) {
-            return Err(unsupported(format!("the model has no per-atom energy output `{PER_ATOM_ENERGY_KEY}` (outputs: {})", inner.irreps_out().keys().cloned().collect::<Vec<_>>().join(", "))));
+            return Err(format!("the model has no per-atom energy output `{PER_ATOM_ENERGY_KEY}` (outputs: {})", inner.irreps_out().keys().cloned().collect::<Vec<_>>().join(", ")));
         }
-        let fold = |key: &str| chain.iter().rev().try_fold(Affine::IDENTITY, |a, r| a.then(r, key)).map_err(unsupported);
+        let fold = |key: &str| chain.iter().rev().try_fold(Affine::IDENTITY, |a, r| a.then(r, key));
         let total = fold(TOTAL_ENERGY_KEY)?;
         let per_atom = fold(PER_ATOM_ENERGY_KEY)?;
         let num_layers = count_interactions(inner).max(1);

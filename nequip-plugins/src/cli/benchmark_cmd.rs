@@ -10,6 +10,11 @@
 //!   the trainable parameters' gradients (zeroed before), as the trainer does it; no
 //!   optimizer update.
 //!
+//! With `--md`, a third: **md step**, the MD inference path (`nequip_core::potential`, what the
+//! C library, LAMMPS, ASE and `nequip serve` call) on the first frame alone, one structure per
+//! call with its positions moved slightly each call (as in MD): neighbour list, energy, forces and
+//! virial.
+//!
 //! `bench/nequip_benchmark.py` does the same measurement on Python nequip 0.6.2. Differences
 //! from nequip-benchmark: the first `--n-data` frames are used (not a seeded random pick), all of
 //! them batched into one call (nequip cycles over single frames), and the statistics are the
@@ -22,10 +27,12 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use nequip_core::config::{Config, Source, Value};
 use nequip_core::data::batch::collate;
-use nequip_core::data::keys::{FORCE_KEY, TOTAL_ENERGY_KEY};
+use nequip_core::data::keys::{ATOM_TYPE_KEY, CELL_KEY, FORCE_KEY, PBC_KEY, TOTAL_ENERGY_KEY};
 use nequip_core::data::{dataset_plan, AtomicDataDict};
 use nequip_core::model::{model_from_config, BuildOptions};
+use nequip_core::data::AtomicData;
 use nequip_core::nn::{GraphModel, GraphModule};
+use nequip_core::potential::{Potential, Request};
 use nequip_core::registry::TrainingSet;
 use tch::{Device, Kind, Tensor};
 
@@ -58,6 +65,10 @@ pub struct BenchmarkArgs {
     /// ops and autograd backward nodes), to see where per-op overhead goes.
     #[arg(long)]
     pub op_census: bool,
+    /// Also time the MD inference path: one structure per call (the first frame), neighbour
+    /// list included, energy + forces + virial.
+    #[arg(long)]
+    pub md: bool,
 }
 
 /// min / median / mean of the timed calls, in seconds.
@@ -113,6 +124,31 @@ fn train_step(model: &GraphModel, params: &mut [Tensor], data: &AtomicDataDict) 
     // computes the unused ones of the positions)
     nequip_core::runtime::backward_to(&loss, params).map_err(anyhow::Error::msg)?;
     let _ = loss.f_double_value(&[])?;
+    Ok(())
+}
+
+/// The MD-path inputs of one frame: positions, types, cell (when periodic), pbc.
+struct MdFrame {
+    pos: Vec<[f64; 3]>,
+    types: Vec<i64>,
+    cell: Option<[[f64; 3]; 3]>,
+    pbc: [bool; 3],
+}
+
+fn md_frame(f: &AtomicData) -> anyhow::Result<MdFrame> {
+    let pos = f.pos().chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+    let types = f.get(ATOM_TYPE_KEY).and_then(|a| a.as_i64()).context("the frame has no atom_types")?.to_vec();
+    let pbc: Vec<bool> = f.get(PBC_KEY).and_then(|a| a.as_bool()).map(<[bool]>::to_vec).unwrap_or_default();
+    let pbc = [0, 1, 2].map(|k| pbc.get(k).copied().unwrap_or(false));
+    let cell = f.get(CELL_KEY).and_then(|a| a.as_f64()).filter(|_| pbc.iter().any(|&p| p)).map(|c| [[c[0], c[1], c[2]], [c[3], c[4], c[5]], [c[6], c[7], c[8]]]);
+    Ok(MdFrame { pos, types, cell, pbc })
+}
+
+/// One MD step of the inference path: positions moved by a small `step`-dependent amount.
+fn md_step(pot: &Potential, f: &MdFrame, step: usize) -> anyhow::Result<()> {
+    let d = 1e-4 * ((step % 7) as f64 - 3.0);
+    let pos: Vec<[f64; 3]> = f.pos.iter().map(|p| [p[0] + d, p[1] - d, p[2] + 0.5 * d]).collect();
+    pot.compute(&pos, &f.types, f.cell.as_ref(), f.pbc, Request { forces: true, virial: true, atom_energies: false })?;
     Ok(())
 }
 
@@ -214,6 +250,21 @@ pub fn run(a: BenchmarkArgs) -> anyhow::Result<ExitCode> {
     if !a.no_train {
         let tr = time_calls(a.warmup, a.repeat, &mut || train_step(&model, &mut params, &data)).context("training step")?;
         line("train step", &tr, a.n_data, n_atoms);
+    }
+    if a.md {
+        let f = md_frame(frames[0])?;
+        let n = f.pos.len();
+        let pot = Potential::from_model(model, config).map_err(anyhow::Error::msg).context("the MD inference path")?;
+        if a.op_census {
+            print_census("md step", nequip_core::runtime::op_census(|| md_step(&pot, &f, 0)))?;
+        }
+        let mut step = 0;
+        let md = time_calls(a.warmup, a.repeat, &mut || {
+            step += 1;
+            md_step(&pot, &f, step)
+        })
+        .context("md step")?;
+        line("md step", &md, 1, n);
     }
     Ok(ExitCode::SUCCESS)
 }
