@@ -1,7 +1,7 @@
 //! Training from YAML (nequip's integration tests of `nequip-train`, on the shipped toluene
 //! data with a tiny model): the run directory's files, the loss going down, f32 and f64
 //! models, restart continuing to exactly `max_epochs` rows across appends, an interrupted run
-//! equal to an uninterrupted one (bitwise), and the errors of bad set-ups.
+//! equal to an uninterrupted one (bitwise: weights, metrics, the batch CSVs byte for byte), and the errors of bad set-ups.
 
 use std::path::Path;
 
@@ -118,6 +118,12 @@ fn interrupted_and_appended_equals_uninterrupted() {
                 assert_eq!(x, y, "metrics differ in column {}", ca[0][i]);
             }
         }
+    }
+    // the batch CSVs hold no clock: byte for byte the same, with no row written twice
+    for f in ["metrics_batch_train.csv", "metrics_batch_val.csv"] {
+        let (a, b) = (std::fs::read_to_string(whole.join("run").join(f)).unwrap(), std::fs::read_to_string(parts.join("run").join(f)).unwrap());
+        assert!(a == b, "{f} differs between the interrupted and the uninterrupted run:\n{a}\n---\n{b}");
+        assert!(!b.lines().any(|l| l.trim().is_empty()), "{f} has a blank line");
     }
     // a finished run cannot be continued without raising max_epochs
     let e = setup(&yaml(&parts, &format!("max_epochs: 4\n{extra}"))).err().unwrap().to_string();

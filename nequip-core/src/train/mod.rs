@@ -10,7 +10,8 @@
 //! | [`setup`] | fresh start / exact restart from a config | `scripts/train.py`, `Trainer.from_dict` |
 //! | [`trainer`] | the epoch loop | `Trainer.train`, `batch_step` |
 //! | [`evaluate`] | evaluation on dataset frames (metrics, predicted frames) | `scripts/evaluate.py` |
-//! | [`run_dir`] | log, CSVs, state files (atomic writes) | `utils/output.py` |
+//! | [`run_dir`] | log and CSVs (appended, cut back to the last checkpoint on restart), atomic writes | `utils/output.py` |
+//! | [`state`] | the trainer state (`trainer_state.safetensors`) | `Trainer.as_dict`, `from_dict` |
 
 pub mod early_stopping;
 pub mod evaluate;
@@ -23,6 +24,7 @@ pub mod optim;
 pub mod options;
 pub mod run_dir;
 pub mod setup;
+pub mod state;
 pub mod trainer;
 
 pub use setup::{trainer_from_config, SetupOptions, TrainError};

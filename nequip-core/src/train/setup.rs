@@ -3,12 +3,9 @@
 //! `trainer_state.safetensors` is an existing run: `append: true` continues it exactly (same
 //! weights, optimizer, EMA, scheduler, early stopping, split and shuffles), and only
 //! `max_epochs` and `early_stopping*` may differ from the saved config; without `append` it
-//! is an error. Also: saving the trainer state and the model files.
+//! is an error. Also: saving the model files (the trainer state is [`super::state`]).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use tch::Tensor;
 
 use super::early_stopping::EarlyStopping;
 use super::ema::Ema;
@@ -16,7 +13,8 @@ use super::loss_fn::{Loss, TrainLossError};
 use super::metrics::{Metrics, MetricsError};
 use super::optim::{optimizer_from_config, scheduler_from_config, OptimError};
 use super::options::{GlobalOptions, TrainerOptions};
-use super::run_dir::{load_state, save_state, Csv, Log};
+use super::run_dir::{RunFileError, RunFiles};
+use super::state::{SavedState, TrainerState};
 use super::trainer::{ProgressState, Trainer};
 use crate::config::{yaml, Args, AutoInit, Config, ConfigError, Request, ResolveError, Source, UnusedKey, Value};
 use crate::data::split::{Count, Loader, SplitMode, SplitOptions};
@@ -70,6 +68,8 @@ pub enum TrainError {
     Unused { keys: Vec<UnusedKey> },
     #[error("trainer state: {0}")]
     State(String),
+    #[error(transparent)]
+    RunFile(#[from] RunFileError),
 }
 
 impl TrainError {
@@ -118,7 +118,7 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
     if restart && !g.append {
         return Err(TrainError::ExistingRun { dir: run_dir });
     }
-    let mut saved: Option<(BTreeMap<String, Tensor>, serde_json::Value)> = None;
+    let mut saved: Option<SavedState> = None;
     if restart {
         let old = Config::load(&run_dir.join("config.yaml"))?;
         let changed: Vec<String> = config
@@ -137,7 +137,7 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
         for (k, v) in keep {
             config.set(&k, v, Source::Cli("append".into()));
         }
-        saved = Some(load_state(&state_path).map_err(TrainError::State)?);
+        saved = Some(TrainerState::load(&state_path)?);
     } else if run_dir.exists() {
         // nequip 0.6.1+: a run directory without trainer state is an aborted start; start over
         std::fs::remove_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
@@ -175,12 +175,9 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
         loader.train_idcs = tr;
         loader.val_idcs = va;
     }
-    if let Some((_, json)) = &saved {
-        let get = |k: &str| json[k].as_array().map(|a| a.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect::<Vec<_>>());
-        if let (Some(tr), Some(va)) = (get("train_idcs"), get("val_idcs")) {
-            loader.train_idcs = tr;
-            loader.val_idcs = va;
-        }
+    if let Some(s) = &saved {
+        loader.train_idcs = s.state.train_idcs.clone();
+        loader.val_idcs = s.state.val_idcs.clone();
     }
 
     let ts = TrainingSet { dataset: &dataset, indices: Some(&loader.train_idcs) };
@@ -212,14 +209,10 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
         return Err(TrainError::Unused { keys: unused });
     }
     let type_names: Vec<String> = dataset.type_mapper.type_names.clone();
-    let keep = restart;
+    // nequip's `verbose`: debug/info show the epoch tables, warning and above keep stdout quiet
+    let echo = o.echo && matches!(g.verbose.to_lowercase().as_str(), "debug" | "info");
     let mut tr = Trainer {
-        // nequip's `verbose`: debug/info show the epoch tables, warning and above keep stdout quiet
-        log: Log::open(run_dir.join("log"), keep, o.echo && matches!(g.verbose.to_lowercase().as_str(), "debug" | "info")),
-        csv_epoch: Csv::open(run_dir.join("metrics_epoch.csv"), keep),
-        csv_train: Csv::open(run_dir.join("metrics_batch_train.csv"), keep),
-        csv_val: Csv::open(run_dir.join("metrics_batch_val.csv"), keep),
-        csv_init: Csv::open(run_dir.join("metrics_initialization.csv"), keep),
+        files: RunFiles::open(&run_dir, saved.as_ref().map(|s| s.state.files.as_ref()), echo)?,
         config,
         model,
         params,
@@ -249,70 +242,13 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
         type_names,
     };
     for u in &unused {
-        tr.log.line(&format!("warning: unused key {u}"));
+        tr.log_line(&format!("warning: unused key {u}"))?;
     }
     match saved {
-        Some((tensors, json)) => restore(&mut tr, &tensors, &json)?,
+        Some(s) => tr.restore(s)?,
         None => tr.config.save(&run_dir.join("config.yaml"))?,
     }
     Ok(tr)
-}
-
-/// Restore weights, optimizer, EMA, scheduler, early stopping and progress of a saved run.
-fn restore(tr: &mut Trainer, tensors: &BTreeMap<String, Tensor>, json: &serde_json::Value) -> Result<(), TrainError> {
-    let bad = |m: String| TrainError::State(m);
-    // 0-d tensors were stored as [1]: give every weight the model's shape back
-    let shapes: BTreeMap<String, Vec<i64>> = tr.model.state_dict().into_iter().map(|t| (t.name, t.tensor.size())).collect();
-    let weights: BTreeMap<String, Tensor> = tensors
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("model/").map(|n| (n.to_string(), match shapes.get(n) { Some(s) if s.iter().product::<i64>() == v.numel() as i64 => v.reshape(s.as_slice()), _ => v.shallow_clone() })))
-        .collect();
-    tr.model.load_state_dict(&weights, true).map_err(|e| bad(e.to_string()))?;
-    let optim: Vec<(String, Tensor)> = tensors.iter().filter_map(|(k, v)| k.strip_prefix("optim/").map(|n| (n.to_string(), v.shallow_clone()))).collect();
-    tr.optimizer.load_state(&optim).map_err(bad)?;
-    if let Some(ema) = tr.ema.as_mut() {
-        for (i, s) in ema.shadow.iter_mut().enumerate() {
-            let t = tensors.get(&format!("ema/{i}")).ok_or_else(|| bad(format!("EMA weight {i} missing")))?;
-            tch::no_grad(|| s.copy_(&t.reshape(s.size()).to_kind(s.kind())));
-        }
-        ema.num_updates = json["ema_num_updates"].as_i64().or(ema.num_updates.map(|_| 0));
-    }
-    if let Some(s) = tr.scheduler.as_mut() {
-        s.load_state(&json["scheduler"]).map_err(bad)?;
-    }
-    if let Some(es) = tr.early_stopping.as_mut() {
-        if let Ok(saved) = serde_json::from_value::<EarlyStopping>(json["early_stopping"].clone()) {
-            es.counters = saved.counters;
-            es.minimums = saved.minimums;
-        }
-    }
-    tr.state = serde_json::from_value(json["progress"].clone()).map_err(|e| bad(e.to_string()))?;
-    if let Some(reason) = tr.state.stop_reason.take() {
-        if !(reason == "max epochs" && tr.state.epoch < tr.max_epochs) {
-            return Err(TrainError::Stopped { dir: tr.run_dir.clone(), reason });
-        }
-    }
-    Ok(())
-}
-
-/// Save `last_model` and the trainer state (weights, optimizer, EMA, progress).
-pub fn save_progress(tr: &mut Trainer) -> Result<(), TrainError> {
-    save_model(tr, "last_model.safetensors", false)?;
-    let mut tensors: Vec<(String, Tensor)> = tr.model.state_dict().into_iter().filter(|t| t.tensor.numel() > 0).map(|t| (format!("model/{}", t.name), t.tensor)).collect();
-    tensors.extend(tr.optimizer.state().into_iter().map(|(k, v)| (format!("optim/{k}"), v)));
-    if let Some(ema) = &tr.ema {
-        tensors.extend(ema.shadow.iter().enumerate().map(|(i, s)| (format!("ema/{i}"), s.shallow_clone())));
-    }
-    let json = serde_json::json!({
-        "progress": tr.state,
-        "train_idcs": tr.loader.train_idcs,
-        "val_idcs": tr.loader.val_idcs,
-        "scheduler": tr.scheduler.as_ref().map(|s| s.state()).unwrap_or_default(),
-        "early_stopping": tr.early_stopping.as_ref().map(|e| serde_json::to_value(e).unwrap_or_default()).unwrap_or_default(),
-        "ema_num_updates": tr.ema.as_ref().and_then(|e| e.num_updates),
-        "nequip_rs_version": env!("CARGO_PKG_VERSION"),
-    });
-    save_state(&tr.run_dir.join(STATE_FILE), &tensors, &json).map_err(TrainError::State)
 }
 
 /// Write a model file of the current weights (the EMA weights with `ema`, when used).

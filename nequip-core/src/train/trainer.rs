@@ -15,7 +15,7 @@ use super::ema::Ema;
 use super::loss_fn::{abbrev, Loss};
 use super::metrics::Metrics;
 use super::optim::{LrScheduler, Optimizer};
-use super::run_dir::{table, Csv, Log};
+use super::run_dir::{table, Csv, RunFiles};
 use super::setup::TrainError;
 use crate::config::Config;
 use crate::data::batch::collate;
@@ -79,11 +79,8 @@ pub struct Trainer {
     pub save_ema_checkpoint_freq: i64,
     pub exclude_keys: Vec<String>,
     pub device: Device,
-    pub log: Log,
-    pub csv_epoch: Csv,
-    pub csv_train: Csv,
-    pub csv_val: Csv,
-    pub csv_init: Csv,
+    /// The log and the metrics CSVs.
+    pub files: RunFiles,
     pub type_names: Vec<String>,
 }
 
@@ -193,10 +190,16 @@ impl Trainer {
                     row.push(("loss".into(), total));
                     row.extend(parts.iter().map(|(k, v)| (format!("loss_{}", abbrev(k)), *v)));
                     row.extend(if validation { &self.val_metrics } else { &self.train_metrics }.flatten(&self.type_names));
-                    let csv = if validation { &mut self.csv_val } else { &mut self.csv_train };
-                    csv.row(&row).map_err(|e| TrainError::io(&self.run_dir, e))?;
+                    let csv = if validation { &mut self.files.batch_val } else { &mut self.files.batch_train };
+                    if let Err(e) = write_row(csv, &row) {
+                        result = Err(e);
+                        break;
+                    }
                     if self.log_batch_freq > 0 && ((ib + 1) as i64 % self.log_batch_freq == 0 || ib + 1 == batches.len()) {
-                        self.log_batch(&row, validation, &mut logged_header);
+                        if let Err(e) = self.log_batch(&row, validation, &mut logged_header) {
+                            result = Err(e);
+                            break;
+                        }
                     }
                     if !validation {
                         if let Some(s) = self.scheduler.as_mut() {
@@ -228,45 +231,50 @@ impl Trainer {
     }
 
     /// nequip's batch lines: `# Epoch batch loss ...` then the values.
-    fn log_batch(&mut self, row: &[(String, f64)], validation: bool, header_done: &mut bool) {
+    fn log_batch(&mut self, row: &[(String, f64)], validation: bool, header_done: &mut bool) -> Result<(), TrainError> {
         if !*header_done {
-            self.log.line("");
-            self.log.line(if validation { "validation" } else { "training" });
+            self.log_line("")?;
+            self.log_line(if validation { "validation" } else { "training" })?;
             let mut h = String::from("# Epoch batch");
             for (k, _) in row.iter().skip(2) {
                 h += &format!(" {k:>12}");
             }
-            self.log.line(&h);
+            self.log_line(&h)?;
             *header_done = true;
         }
         let mut l = format!("{:>7} {:>5}", row[0].1 as i64, row[1].1 as i64);
         for (_, v) in row.iter().skip(2) {
             l += &format!(" {:>12}", super::run_dir::fmt_g(*v));
         }
-        self.log.line(&l);
+        self.log_line(&l)
+    }
+
+    /// Append a line to the log (and echo it when the log echoes).
+    pub fn log_line(&mut self, s: &str) -> Result<(), TrainError> {
+        let log = &mut self.files.log;
+        log.line(s).map_err(|e| TrainError::io(log.path(), e))
     }
 
     /// Train until `max_epochs` or an early-stopping condition (nequip's `Trainer.train`).
     pub fn train(&mut self, progress: &mut dyn Progress) -> Result<ProgressState, TrainError> {
         let start = Instant::now();
         let wall0 = self.state.cumulative_wall;
-        self.log.line(&format!("Torch device: {}", device_name(self.device)));
-        self.log.line(&format!("Number of weights: {}", self.model.num_trainable()));
-        self.log.line(if self.state.epoch > 0 { "! Restarting training ..." } else { "! Starting training ..." });
-        if self.state.epoch <= 0 && self.report_init_validation && self.csv_init.is_empty() {
+        self.log_line(&format!("Torch device: {}", device_name(self.device)))?;
+        self.log_line(&format!("Number of weights: {}", self.model.num_trainable()))?;
+        self.log_line(if self.state.epoch > 0 { "! Restarting training ..." } else { "! Starting training ..." })?;
+        if self.state.epoch <= 0 && self.report_init_validation && self.files.initialization.is_empty() {
             let v = self.pass(true, progress)?;
             let wall = start.elapsed().as_secs_f64();
             let mut row = vec![("epoch".to_string(), 0.0), ("wall".to_string(), wall), ("LR".to_string(), self.state.lr)];
             row.extend(v.iter().map(|(k, x)| (format!("validation_{k}"), *x)));
-            self.csv_init.row(&row).map_err(|e| TrainError::io(&self.run_dir, e))?;
+            write_row(&mut self.files.initialization, &row)?;
             let mut shown = vec![("epoch".to_string(), 0.0), ("wall".to_string(), wall), ("LR".to_string(), self.state.lr)];
             shown.extend(v.clone());
             for l in table("Initialization", &[("Initial Validation", &shown)]) {
-                self.log.line(&l);
+                self.log_line(&l)?;
             }
             self.state.epoch = 0;
             self.best_check(&row_map(&row), 0)?;
-            self.flush_files()?;
         }
         self.state.epoch = self.state.epoch.max(0);
         while self.state.stop_reason.is_none() {
@@ -283,14 +291,14 @@ impl Trainer {
             let mut row = head.clone();
             row.extend(train.iter().map(|(k, x)| (format!("training_{k}"), *x)));
             row.extend(val.iter().map(|(k, x)| (format!("validation_{k}"), *x)));
-            self.csv_epoch.row(&row).map_err(|e| TrainError::io(&self.run_dir, e))?;
+            write_row(&mut self.files.epoch, &row)?;
             let (mut t, mut v) = (head.clone(), head.clone());
             t.extend(train);
             v.extend(val);
             for l in table("Train", &[("Train", &t), ("Validation", &v)]) {
-                self.log.line(&l);
+                self.log_line(&l)?;
             }
-            self.log.line(&format!("Wall time: {wall}"));
+            self.log_line(&format!("Wall time: {wall}"))?;
             let mut mae = row_map(&row);
             mae.insert("cumulative_wall".into(), self.state.cumulative_wall);
             if let (Some(s), true) = (self.scheduler.as_mut(), self.scheduler_name == "ReduceLROnPlateau") {
@@ -305,26 +313,15 @@ impl Trainer {
                 }
             }
             if self.log_epoch_freq > 0 && self.state.epoch % self.log_epoch_freq == 0 || self.state.stop_reason.is_some() || self.state.epoch >= self.max_epochs {
-                super::setup::save_progress(self)?;
+                self.save_progress()?;
             }
             self.periodic_checkpoints()?;
-            self.flush_files()?;
         }
         let reason = self.state.stop_reason.clone().unwrap_or_default();
-        self.log.line(&format!("! Stop training: {reason}"));
-        self.log.line(&format!("Wall time: {}", start.elapsed().as_secs_f64()));
-        super::setup::save_progress(self)?;
-        self.flush_files()?;
+        self.log_line(&format!("! Stop training: {reason}"))?;
+        self.log_line(&format!("Wall time: {}", start.elapsed().as_secs_f64()))?;
+        self.save_progress()?;
         Ok(self.state.clone())
-    }
-
-    /// Write the log and the CSVs (once per epoch).
-    fn flush_files(&mut self) -> Result<(), TrainError> {
-        let dir = self.run_dir.clone();
-        for c in [&mut self.csv_epoch, &mut self.csv_train, &mut self.csv_val, &mut self.csv_init] {
-            c.flush().map_err(|e| TrainError::io(&dir, e))?;
-        }
-        self.log.flush().map_err(|e| TrainError::io(&dir, e))
     }
 
     /// Save `best_model` when `metrics_key` improved (EMA weights when `use_ema`).
@@ -334,7 +331,7 @@ impl Trainer {
             self.state.best_metric = m;
             self.state.best_epoch = epoch;
             super::setup::save_model(self, "best_model.safetensors", true)?;
-            self.log.line(&format!("! Best model {epoch:>8} {m:>8.3}"));
+            self.log_line(&format!("! Best model {epoch:>8} {m:>8.3}"))?;
         }
         Ok(())
     }
@@ -349,6 +346,10 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+fn write_row(csv: &mut Csv, row: &[(String, f64)]) -> Result<(), TrainError> {
+    csv.row(row).map_err(|e| TrainError::io(csv.path(), e))
 }
 
 fn row_map(row: &[(String, f64)]) -> BTreeMap<String, f64> {

@@ -18,7 +18,7 @@ use nequip_core::model::dtype::device_from_name;
 use nequip_core::train::evaluate::evaluate;
 use nequip_core::train::loss_fn::Loss;
 use nequip_core::train::metrics::Metrics;
-use nequip_core::train::run_dir::load_state;
+use nequip_core::train::state::TrainerState;
 
 #[derive(clap::Args, Debug)]
 pub struct EvaluateArgs {
@@ -53,10 +53,6 @@ pub struct EvaluateArgs {
     pub output_fields: String,
 }
 
-fn idcs(json: &serde_json::Value, k: &str) -> BTreeSet<usize> {
-    json[k].as_array().map(|a| a.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect()).unwrap_or_default()
-}
-
 pub fn run(a: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let device_name = a.device.clone().unwrap_or_else(|| nequip_core::config::defaults::default_device().into());
     let device = device_from_name(&device_name)?;
@@ -89,8 +85,8 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<ExitCode> {
             bail!("{}: index {bad} is out of range ({} frames)", p.display(), ds.len());
         }
     } else if let (Some(d), None) = (&a.train_dir, &a.dataset_config) {
-        let (_, json) = load_state(&d.join(nequip_core::train::setup::STATE_FILE)).map_err(|e| anyhow::anyhow!(e))?;
-        let used: BTreeSet<usize> = if prefix == "dataset" { idcs(&json, "train_idcs").union(&idcs(&json, "val_idcs")).copied().collect() } else { idcs(&json, "val_idcs") };
+        let s = TrainerState::load(&d.join(nequip_core::train::setup::STATE_FILE))?.state;
+        let used: BTreeSet<usize> = if prefix == "dataset" { s.train_idcs.iter().chain(&s.val_idcs).copied().collect() } else { s.val_idcs.iter().copied().collect() };
         indices.retain(|i| !used.contains(i));
         println!("Using all frames not used in training or validation: {} test frames", indices.len());
     }
