@@ -211,7 +211,8 @@ impl Csv {
     /// Without a mark, a file of nothing but whitespace is emptied (earlier versions wrote a
     /// lone newline for a CSV without rows).
     pub fn resume(path: PathBuf, mark: Option<FileMark>) -> Result<Self, RunFileError> {
-        let blank = mark.is_none() && std::fs::read(&path).is_ok_and(|b| b.len() < 4096 && b.iter().all(u8::is_ascii_whitespace));
+        let small = std::fs::metadata(&path).is_ok_and(|m| m.len() < 4096);
+        let blank = mark.is_none() && small && std::fs::read(&path).is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
         let (file, first) = AppendFile::resume(path, if blank { Some(FileMark::default()) } else { mark }, false)?;
         let header = (file.mark.lines > 0).then(|| first.split(',').map(|s| s.trim().to_string()).collect());
         Ok(Csv { file, header })
