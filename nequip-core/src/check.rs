@@ -37,20 +37,12 @@ pub fn check_config(config: &mut Config, warn_unused: bool) -> Report {
         check_model(config, &mut report);
     }
     check_loss_coeffs(config, &mut report);
+    let type_names = check_dataset(config, "dataset", &mut report);
+    check_dataset(config, "validation_dataset", &mut report);
     if let Some(t) = &trainer {
-        check_training(config, t, &mut report);
+        check_training(config, t, type_names.as_deref(), &mut report);
     }
-    for prefix in ["dataset", "validation_dataset"] {
-        check_dataset(config, prefix, &mut report);
-    }
-
-    for (k, e) in config.entries() {
-        if let Some(n) = config::defaults::python_only_note(k, &e.value) {
-            if e.source != config::Source::Default {
-                report.notes.push(n);
-            }
-        }
-    }
+    report.notes.extend(crate::train::preflight::notes(config));
     let known = registry::known_key_names();
     let unused = config.unused_keys(known.iter().map(String::as_str));
     if !unused.is_empty() {
@@ -142,36 +134,41 @@ fn check_loss_coeffs(config: &Config, report: &mut Report) {
 }
 
 /// The optimizer, scheduler, early stopping and metrics the trainer would build (so their
-/// `optimizer_*`, `lr_scheduler_*`, `early_stopping_*` keys are resolved and checked).
-fn check_training(config: &Config, t: &TrainerOptions, report: &mut Report) {
-    if let Err(e) = crate::train::setup::unsupported_callbacks(t) {
-        report.errors.push(e);
-    }
+/// `optimizer_*`, `lr_scheduler_*`, `early_stopping_*` keys are resolved and checked), and
+/// the trainer's own checks before its first step ([`crate::train::preflight`]; the range of
+/// explicit indices needs the data and is left to training). `type_names`: the dataset's.
+fn check_training(config: &Config, t: &TrainerOptions, type_names: Option<&[String]>, report: &mut Report) {
+    report.errors.extend(crate::train::preflight::before_data(config, t));
     if let Err(e) = crate::train::optim::optimizer_from_config(config, &t.optimizer_name, t.learning_rate) {
         report.errors.push(e.to_string());
     }
     if let Err(e) = crate::train::optim::scheduler_from_config(config, &t.lr_scheduler_name, t.learning_rate) {
         report.errors.push(e.to_string());
     }
-    if let Err(e) = crate::train::early_stopping::EarlyStopping::from_config(config) {
-        report.errors.push(e);
-    }
+    let early_stopping = crate::train::early_stopping::EarlyStopping::from_config(config).map_err(|e| report.errors.push(e)).ok();
     if let Ok(loss) = crate::train::loss_fn::Loss::from_coeffs(&t.loss_coeffs) {
-        if let Err(e) = crate::train::metrics::Metrics::new(t.metrics_components.as_ref(), &loss) {
-            report.errors.push(e.to_string());
+        match crate::train::metrics::Metrics::new(t.metrics_components.as_ref(), &loss) {
+            Ok(metrics) => {
+                if let Some(es) = early_stopping {
+                    report.errors.extend(crate::train::preflight::metric_names(t, es.as_ref(), &loss, &metrics, type_names));
+                }
+            }
+            Err(e) => report.errors.push(e.to_string()),
         }
     }
 }
 
 /// A dataset section: the dataset is registered, its keys and the type mapper resolve, and its
 /// file exists (a warning only: it may be downloaded from `dataset_url` or be relative to a
-/// different working directory).
-fn check_dataset(config: &mut Config, prefix: &str, report: &mut Report) {
+/// different working directory). Returns the type names.
+fn check_dataset(config: &mut Config, prefix: &str, report: &mut Report) -> Option<Vec<String>> {
+    let mut type_names = None;
     match crate::data::dataset_plan(config, prefix) {
         Ok(None) => {}
         Ok(Some(plan)) => {
-            if let Err(e) = crate::data::TypeMapper::new(&plan.type_mapper) {
-                report.errors.push(format!("{prefix}: {e}"));
+            match crate::data::TypeMapper::new(&plan.type_mapper) {
+                Ok(tm) => type_names = Some(tm.type_names),
+                Err(e) => report.errors.push(format!("{prefix}: {e}")),
             }
             if let Some(Value::String(f)) = plan.resolution.get("file_name") {
                 if !std::path::Path::new(f).exists() {
@@ -182,6 +179,7 @@ fn check_dataset(config: &mut Config, prefix: &str, report: &mut Report) {
         }
         Err(e) => report.errors.push(e.to_string()),
     }
+    type_names
 }
 
 fn place(config: &Config, key: &str) -> String {

@@ -53,7 +53,6 @@ pub const PYTHON_ONLY: &[(&str, &str)] = &[
     ("wandb_watch", "Weights & Biases logging"),
     ("wandb_watch_kwargs", "Weights & Biases logging"),
     ("wandb_resume", "Weights & Biases logging"),
-    ("tensorboard", "TensorBoard logging"),
     ("_jit_bailout_depth", "TorchScript tuning"),
     ("_jit_fusion_strategy", "TorchScript tuning"),
     ("_jit_fuser", "TorchScript tuning"),
@@ -62,9 +61,13 @@ pub const PYTHON_ONLY: &[(&str, &str)] = &[
     ("allow_tf32", "TF32 matmuls (CUDA only)"),
 ];
 
+/// Python-only keys nobody consumes that are refused when switched on (`tensorboard: true`;
+/// see `nequip_core::train::preflight`), accepted when off.
+pub const REFUSED_WHEN_ON: &[&str] = &["tensorboard"];
+
 /// Whether a key is accepted even though no component consumes it.
 pub fn is_accepted_without_consumer(key: &str) -> bool {
-    key == INCLUDE_KEY || PYTHON_ONLY.iter().any(|(k, _)| *k == key)
+    key == INCLUDE_KEY || REFUSED_WHEN_ON.contains(&key) || PYTHON_ONLY.iter().any(|(k, _)| *k == key)
 }
 
 /// A note for a Python-only key set to something other than "off", else `None`.
@@ -72,5 +75,5 @@ pub fn python_only_note(key: &str, value: &Value) -> Option<String> {
     let (_, what) = PYTHON_ONLY.iter().find(|(k, _)| *k == key)?;
     let off = matches!(value, Value::Null | Value::Bool(false))
         || default_config().iter().any(|(k, v)| *k == key && v == value);
-    (!off).then(|| format!("`{key}` ({what}) is a Python-only feature: accepted but not supported by nequip-rs"))
+    (!off).then(|| format!("`{key}` ({what}) is a Python-only feature: accepted but not supported by nequip-rs; it has no effect on the run"))
 }

@@ -100,7 +100,12 @@ impl TypeMapper {
                 zs.push((z, s.clone()));
             }
             zs.sort();
-            zs.dedup();
+            if let Some(w) = zs.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(opt_err(
+                    "chemical_symbols",
+                    format!("`{}` is listed more than once ({}); each species once", w[1].1, if w[0].1 == w[1].1 { "the same symbol twice".to_string() } else { format!("`{}` and `{}` are the same element", w[0].1, w[1].1) }),
+                ));
+            }
             c2t = Some(
                 zs.into_iter()
                     .enumerate()

@@ -1,7 +1,8 @@
 //! Early stopping: port of `nequip/train/early_stopping.py::EarlyStopping` (nequip 0.6.2):
 //! `early_stopping_patiences` (no decrease beyond `early_stopping_delta` for N epochs),
 //! `early_stopping_lower_bounds` / `_upper_bounds`; keys without a `training_` / `validation_`
-//! prefix get `validation_`, except `LR`, `wall`, `cumulative_wall`.
+//! prefix get `validation_`, except `LR`, `wall`, `cumulative_wall`. The dict form
+//! `early_stopping_kwargs: {patiences: ..., delta: ..., ...}` is read too (its entries win).
 
 use std::collections::BTreeMap;
 
@@ -27,22 +28,50 @@ fn full_key(k: &str) -> String {
     }
 }
 
-fn dict(config: &Config, key: &str) -> Result<BTreeMap<String, f64>, String> {
-    match config.take(key, "EarlyStopping") {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Mapping(m)) => m.iter().map(|(k, v)| Ok((full_key(&yaml::key_str(k)), v.as_f64().ok_or_else(|| format!("`{key}.{}` must be a number, got {}", yaml::key_str(k), yaml::render(v)))?))).collect(),
-        Some(other) => Err(format!("`{key}` must be a mapping of metric names to numbers, got {}", yaml::render(other))),
+/// The options of `early_stopping_kwargs` (nequip's `EarlyStopping.__init__` arguments).
+const OPTIONS: &[&str] = &["patiences", "delta", "lower_bounds", "upper_bounds", "cumulative_delta"];
+
+/// Option `name`: `early_stopping_kwargs.name` wins over `early_stopping_name` (as every
+/// `x_kwargs` over `x_name`, nequip's `instantiate`); both are marked used.
+fn option<'a>(config: &'a Config, name: &str) -> Option<(String, &'a Value)> {
+    let key = format!("early_stopping_{name}");
+    let plain = config.take(&key, "EarlyStopping").map(|v| (key, v));
+    let from_kwargs = match config.get("early_stopping_kwargs") {
+        Some(Value::Mapping(m)) => m.get(name).map(|v| (format!("early_stopping_kwargs.{name}"), v)),
+        _ => None,
+    };
+    from_kwargs.or(plain)
+}
+
+fn dict(config: &Config, name: &str) -> Result<BTreeMap<String, f64>, String> {
+    match option(config, name) {
+        None | Some((_, Value::Null)) => Ok(BTreeMap::new()),
+        Some((key, Value::Mapping(m))) => m.iter().map(|(k, v)| Ok((full_key(&yaml::key_str(k)), v.as_f64().ok_or_else(|| format!("`{key}.{}` must be a number, got {}", yaml::key_str(k), yaml::render(v)))?))).collect(),
+        Some((key, other)) => Err(format!("`{key}` must be a mapping of metric names to numbers, got {}", yaml::render(other))),
     }
 }
 
 impl EarlyStopping {
     /// From `early_stopping_*` keys; `None` when no condition is set.
     pub fn from_config(config: &Config) -> Result<Option<Self>, String> {
-        let patiences = dict(config, "early_stopping_patiences")?;
-        let delta = dict(config, "early_stopping_delta")?;
-        let lower_bounds = dict(config, "early_stopping_lower_bounds")?;
-        let upper_bounds = dict(config, "early_stopping_upper_bounds")?;
-        let cumulative_delta = config.take("early_stopping_cumulative_delta", "EarlyStopping").and_then(Value::as_bool).unwrap_or(false);
+        match config.get("early_stopping_kwargs") {
+            None | Some(Value::Null) => {}
+            Some(Value::Mapping(m)) => {
+                if let Some(k) = m.keys().map(yaml::key_str).find(|k| !OPTIONS.contains(&k.as_str())) {
+                    return Err(format!("`early_stopping_kwargs`: unknown option `{k}` (options: {})", OPTIONS.join(", ")));
+                }
+            }
+            Some(other) => return Err(format!("`early_stopping_kwargs` must be a mapping of options ({}), got {}", OPTIONS.join(", "), yaml::render(other))),
+        }
+        let patiences = dict(config, "patiences")?;
+        let delta = dict(config, "delta")?;
+        let lower_bounds = dict(config, "lower_bounds")?;
+        let upper_bounds = dict(config, "upper_bounds")?;
+        let cumulative_delta = match option(config, "cumulative_delta") {
+            None | Some((_, Value::Null)) => false,
+            Some((_, Value::Bool(b))) => *b,
+            Some((key, other)) => return Err(format!("`{key}` must be true or false, got {}", yaml::render(other))),
+        };
         if patiences.is_empty() && lower_bounds.is_empty() && upper_bounds.is_empty() {
             return Ok(None);
         }

@@ -148,6 +148,28 @@ impl Metrics {
         })
     }
 
+    /// The names [`Metrics::flatten`] reports, known before any batch: per-species names for
+    /// `type_names` (`<type>_f_mae` when they are unknown), per-component names as `f_mae_<i>`.
+    pub fn names(&self, type_names: Option<&[String]>) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in &self.components {
+            let name = format!("{}{}_{}", abbrev(&c.key), if c.per_atom { "/N" } else { "" }, if c.rmse { "rmse" } else { "mae" });
+            let name = if c.per_component { format!("{name}_<i>") } else { name };
+            if c.per_species {
+                match type_names {
+                    Some(tn) => out.extend(tn.iter().map(|t| format!("{t}_{name}"))),
+                    None => out.push(format!("<type>_{name}")),
+                }
+                if !c.per_component {
+                    out.push(format!("psavg_{name}"));
+                }
+            } else {
+                out.push(name);
+            }
+        }
+        out
+    }
+
     /// The current values by name, in component order.
     pub fn flatten(&self, type_names: &[String]) -> Vec<(String, f64)> {
         let mut out = Vec::new();

@@ -7,6 +7,7 @@
 //! | [`metrics`] | `metrics_components` (mae/rmse, PerSpecies, PerAtom) | `train/metrics.py` |
 //! | [`optim`] | optimizer and scheduler kinds (built-ins in nequip-plugins) | `torch.optim` via `instantiate` |
 //! | [`ema`], [`early_stopping`] | weight EMA, early stopping | `torch_ema`, `train/early_stopping.py` |
+//! | [`preflight`] | checks before the first step, shared with `config check` (refused keys, metric names, indices) | `Trainer.__init__`'s checks |
 //! | [`setup`] | fresh start / exact restart from a config | `scripts/train.py`, `Trainer.from_dict` |
 //! | [`trainer`] | the epoch loop | `Trainer.train`, `batch_step` |
 //! | [`evaluate`] | evaluation on dataset frames (metrics, predicted frames) | `scripts/evaluate.py` |
@@ -22,6 +23,7 @@ pub mod loss_fn;
 pub mod metrics;
 pub mod optim;
 pub mod options;
+pub mod preflight;
 pub mod run_dir;
 pub mod setup;
 pub mod state;

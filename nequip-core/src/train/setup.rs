@@ -83,22 +83,6 @@ fn count(name: &str, v: Option<Value>) -> Result<Count, TrainError> {
     yaml::from_value(v.clone()).map_err(|e| TrainError::Invalid(format!("`{name}`: expected a count or a percentage, found {} ({e})", yaml::render(&v))))
 }
 
-/// nequip's `*_callbacks` are Python callables: a non-empty list cannot be honoured here.
-pub fn unsupported_callbacks(t: &TrainerOptions) -> Result<(), String> {
-    let lists = [
-        ("init_callbacks", &t.init_callbacks),
-        ("start_of_epoch_callbacks", &t.start_of_epoch_callbacks),
-        ("end_of_epoch_callbacks", &t.end_of_epoch_callbacks),
-        ("end_of_batch_callbacks", &t.end_of_batch_callbacks),
-        ("end_of_train_callbacks", &t.end_of_train_callbacks),
-        ("final_callbacks", &t.final_callbacks),
-    ];
-    match lists.iter().find(|(_, v)| !v.is_empty()) {
-        Some((k, _)) => Err(format!("`{k}`: callbacks are Python objects in nequip and are not supported by nequip-rs (remove them)")),
-        None => Ok(()),
-    }
-}
-
 /// Options of [`trainer_from_config`] given on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct SetupOptions {
@@ -150,7 +134,7 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
 
     let t: TrainerOptions = crate::config::resolve::resolve_typed(&Request::new("Trainer", "Trainer", TrainerOptions::KEYS).all(Args::Config(&config)))?.0;
     let seed = t.seed.ok_or_else(|| TrainError::Invalid("`seed` is required for training".into()))?;
-    unsupported_callbacks(&t).map_err(TrainError::Invalid)?;
+    super::preflight::refuse(super::preflight::before_data(&config, &t))?;
     let (_, _, device) = crate::model::dtype::dtypes(&config)?;
     let dataset = dataset_plan(&mut config, "dataset")?.ok_or_else(|| TrainError::Invalid("`dataset` is required for training".into()))?.load()?;
     let val_dataset = match dataset_plan(&mut config, "validation_dataset")? {
@@ -169,6 +153,7 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
     so.validation_batch_size = positive("validation_batch_size", t.validation_batch_size)?;
     so.shuffle = t.shuffle;
     so.n_train_per_epoch = t.n_train_per_epoch.map(|n| positive("n_train_per_epoch", n)).transpose()?;
+    super::preflight::refuse(super::preflight::explicit_indices(&t, dataset.len(), val_dataset.as_ref().map(|d| d.len())))?;
     let mut loader = Loader::new(&so, dataset.len(), val_dataset.as_ref().map(|d| d.len()))?;
     let idcs = |v: &Option<Vec<i64>>| v.as_ref().map(|v| v.iter().map(|&i| i as usize).collect::<Vec<usize>>());
     if let (Some(tr), Some(va)) = (idcs(&t.train_idcs), idcs(&t.val_idcs)) {
@@ -195,6 +180,7 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
     let params = model.parameters();
     let ema = t.use_ema.then(|| Ema::new(&params, t.ema_decay, t.ema_use_num_updates));
     let early_stopping = EarlyStopping::from_config(&config).map_err(TrainError::Invalid)?;
+    super::preflight::refuse(super::preflight::metric_names(&t, early_stopping.as_ref(), &loss, &train_metrics, Some(&dataset.type_mapper.type_names)))?;
     let max_gradient_norm = match &t.max_gradient_norm {
         None | Some(Value::Null) => f64::INFINITY,
         Some(v) => v.as_f64().ok_or_else(|| TrainError::Invalid(format!("`max_gradient_norm` must be a number, got {}", yaml::render(v))))?,
@@ -243,6 +229,13 @@ pub fn trainer_from_config(mut config: Config, o: &SetupOptions) -> Result<Train
     };
     for u in &unused {
         tr.log_line(&format!("warning: unused key {u}"))?;
+    }
+    // as `nequip config check` reports them; on stderr too when the log is not on stdout
+    for n in super::preflight::notes(&tr.config) {
+        tr.log_line(&format!("note: {n}"))?;
+        if !echo {
+            eprintln!("note: {n}");
+        }
     }
     match saved {
         Some(s) => tr.restore(s)?,
