@@ -12,6 +12,7 @@ pub mod defaults;
 pub mod error;
 pub mod keys;
 pub mod resolve;
+pub mod schema;
 pub mod yaml;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! `nequip config check FILE` and `nequip config explain FILE`.
+//! `nequip config check FILE`, `nequip config explain FILE` and `nequip config schema`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +22,13 @@ pub enum ConfigCommand {
         file: PathBuf,
         #[arg(long)]
         warn_unused: bool,
+    },
+    /// A JSON Schema of every registered key (types, defaults, docs) for YAML language servers,
+    /// e.g. `# yaml-language-server: $schema=nequip.schema.json` at the top of a config.
+    Schema {
+        /// Write it to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -61,6 +68,14 @@ pub fn run(c: ConfigCommand) -> anyhow::Result<ExitCode> {
             explain(&config, &report);
             print_report(&report);
             Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        ConfigCommand::Schema { output } => {
+            let text = serde_json::to_string_pretty(&nequip_core::config::schema::json_schema())? + "\n";
+            match output {
+                Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
