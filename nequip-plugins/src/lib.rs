@@ -24,6 +24,7 @@ pub mod losses;
 pub mod model;
 pub mod nn;
 pub mod optim;
+pub mod plot;
 
 /// Anchor: calling this guarantees the linker keeps this crate and all its registrations.
 #[inline(never)]
