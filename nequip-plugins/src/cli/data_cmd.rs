@@ -78,7 +78,7 @@ fn progress_bar(json: bool) -> ProgressBar {
     bar
 }
 
-fn from_config(path: &Path, train_only: bool, progress: &dyn Fn(usize, usize)) -> anyhow::Result<(InMemoryDataset, Option<Vec<usize>>)> {
+pub(crate) fn from_config(path: &Path, train_only: bool, progress: &dyn Fn(usize, usize)) -> anyhow::Result<(InMemoryDataset, Option<Vec<usize>>)> {
     let mut config = Config::load(path).with_context(|| format!("loading {}", path.display()))?;
     let plan = dataset_plan(&mut config, "dataset")?.with_context(|| format!("{}: no `dataset` key", path.display()))?;
     let ds = plan.load_with_progress(Some(progress))?;

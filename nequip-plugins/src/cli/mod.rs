@@ -8,6 +8,8 @@ mod deploy_cmd;
 mod evaluate_cmd;
 mod import_cmd;
 mod list;
+mod plot_cmd;
+mod report_cmd;
 mod serve_cmd;
 mod train_cmd;
 
@@ -45,6 +47,10 @@ pub enum Command {
     Benchmark(benchmark_cmd::BenchmarkArgs),
     /// Serve a model to an MD driver: an i-PI socket client (i-PI, ASE's SocketIOCalculator).
     Serve(serve_cmd::ServeArgs),
+    /// Plot a run's learning curves, or an evaluation's parity plots (PNG and SVG).
+    Plot(plot_cmd::PlotArgs),
+    /// One self-contained HTML page about a run: curves, test-set accuracy, timing, data, config.
+    Report(report_cmd::ReportArgs),
 }
 
 /// Parse the process arguments, run, print errors; the exit code is 0 only on success.
@@ -86,5 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(c) => deploy_cmd::run(c),
         Command::Benchmark(a) => benchmark_cmd::run(a),
         Command::Serve(a) => serve_cmd::run(a),
+        Command::Plot(a) => plot_cmd::run(a),
+        Command::Report(a) => report_cmd::run(a),
     }
 }

@@ -24,6 +24,10 @@ pub struct TrainArgs {
     /// as nequip-train's `--equivariance-test`.
     #[arg(long, num_args = 0..=1, default_missing_value = "1", value_name = "N")]
     pub equivariance_test: Option<usize>,
+    /// Do not write the learning curves (`learning_curves.png`/`.svg`) into the run directory
+    /// at the end (`nequip plot RUN_DIR` draws them at any time).
+    #[arg(long)]
+    pub no_plots: bool,
 }
 
 /// A progress bar per epoch with ETA and the live loss (only on a terminal).
@@ -67,7 +71,21 @@ pub fn run(a: TrainArgs) -> anyhow::Result<ExitCode> {
         use std::io::Write;
         let _ = writeln!(std::io::stdout(), "best {} = {:.6} (epoch {}); model: {}", trainer.metrics_key, state.best_metric, state.best_epoch, trainer.run_dir.join("best_model.safetensors").display());
     }
+    if !a.no_plots {
+        plot_learning_curves(&trainer.run_dir, a.quiet);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The learning curves into the run directory; failing to draw them is a warning, not a failed
+/// training.
+fn plot_learning_curves(run_dir: &std::path::Path, quiet: bool) {
+    let units = crate::plot::units::Units::default();
+    match crate::plot::learning::render_run(run_dir, &units).and_then(|f| f.write(run_dir)) {
+        Ok([png, _]) if !quiet => println!("learning curves: {}", png.display()),
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: the learning curves were not plotted: {e}"),
+    }
 }
 
 /// nequip's `--equivariance-test`: rotation, inversion and translation of `n` training frames.
