@@ -32,6 +32,11 @@ pub(crate) fn de<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>)
     e.to_string()
 }
 
+/// The series legend every panel draws (a white box at `position`).
+pub(crate) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(chart: &mut ChartContext<'a, DB, CT>, position: SeriesLabelPosition) -> Result<(), String> {
+    chart.configure_series_labels().position(position).background_style(WHITE.mix(0.85)).border_style(BLACK.mix(0.3)).label_font(("sans-serif", 14)).draw().map_err(de)
+}
+
 /// Something drawn onto any plotters backend.
 pub trait Draw {
     /// Size in pixels (the SVG uses the same numbers).

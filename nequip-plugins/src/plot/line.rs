@@ -8,7 +8,7 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::figure::{de, tick, tick_on};
+use super::figure::{de, draw_legend, tick, tick_on};
 
 /// Linear or logarithmic axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,14 +191,7 @@ impl LinePanel {
             let style = m.color.stroke_width(1);
             chart.draw_series(LineSeries::new(vec![(m.x, y.0), (m.x, y.1)], style)).map_err(de)?.label(&m.label).legend(move |(x, y)| PathElement::new(vec![(x + 9, y - 6), (x + 9, y + 6)], style));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(de)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }

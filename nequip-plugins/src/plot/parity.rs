@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::evaluation::{mae_rmse, Evaluation, Point, Target};
-use super::figure::{count, de, tick, tick_on, Figure, Grid, Panel, PALETTE};
+use super::figure::{count, de, draw_legend, tick, tick_on, Figure, Grid, Panel, PALETTE};
 use super::line::finite_range;
 use super::units::Units;
 use super::PlotError;
@@ -119,14 +119,7 @@ impl ParityPanel {
         }
         let diag = BLACK.mix(0.55).stroke_width(1);
         chart.draw_series(LineSeries::new(vec![(lo, lo), (hi, hi)], diag)).map_err(de)?.label("prediction = label").legend(move |(x, y)| PathElement::new(vec![(x, y + 5), (x + 18, y - 5)], diag));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(de)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         if let (Some(bar), Some(max)) = (bar, density_max) {
             draw_colour_bar(&bar, max)?;
         }
@@ -221,14 +214,7 @@ impl HistogramPanel {
         let c = self.color;
         let bars = counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, &n)| Rectangle::new([(x0 + i as f64 * w, 0.0), (x0 + (i + 1) as f64 * w, n as f64)], c.mix(0.75).filled()));
         chart.draw_series(bars).map_err(de)?.label(&self.legend).legend(move |(x, y)| Rectangle::new([(x + 4, y - 5), (x + 14, y + 5)], c.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(de)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     }
 }
