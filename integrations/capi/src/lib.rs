@@ -97,6 +97,16 @@ unsafe fn slice<'a, T>(p: *const T, len: usize, what: &str) -> Result<&'a [T], F
     Ok(std::slice::from_raw_parts(p, len))
 }
 
+/// `n` engine type indices as the model's (i64).
+unsafe fn node_types(types: *const i32, n: usize) -> Result<Vec<i64>, Failure> {
+    Ok(slice(types, n, "types")?.iter().map(|&t| t as i64).collect())
+}
+
+/// `3 n` doubles as `n` vectors.
+unsafe fn vec3s(p: *const f64, n: usize, what: &str) -> Result<Vec<[f64; 3]>, Failure> {
+    Ok(slice(p, 3 * n, what)?.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect())
+}
+
 fn count(n: i64, what: &str) -> Result<usize, Failure> {
     usize::try_from(n).map_err(|_| invalid(format!("`{what}` must be >= 0, got {n}")))
 }
@@ -252,15 +262,9 @@ pub unsafe extern "C" fn nqrs_compute(
     guard(|| {
         let m = model_ref(model)?;
         let n = count(n_atoms, "n_atoms")?;
-        let pos = slice(positions, 3 * n, "positions")?;
-        let pos: Vec<[f64; 3]> = pos.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-        let types: Vec<i64> = slice(types, n, "types")?.iter().map(|&t| t as i64).collect();
-        let cell = if cell.is_null() {
-            None
-        } else {
-            let c = slice(cell, 9, "cell")?;
-            Some([[c[0], c[1], c[2]], [c[3], c[4], c[5]], [c[6], c[7], c[8]]])
-        };
+        let pos = vec3s(positions, n, "positions")?;
+        let types = node_types(types, n)?;
+        let cell = if cell.is_null() { None } else { vec3s(cell, 3, "cell")?.try_into().ok() };
         let pbc = if pbc.is_null() { [true; 3] } else { let p = slice(pbc, 3, "pbc")?; [p[0] != 0, p[1] != 0, p[2] != 0] };
         out_ref(energy, "energy")?;
         let o = lock(m).compute(&pos, &types, cell.as_ref(), pbc, request(forces, virial, atom_energies))?;
@@ -287,10 +291,9 @@ pub unsafe extern "C" fn nqrs_compute_graph(
         let n = count(n_nodes, "n_nodes")?;
         let ne = count(n_edges, "n_edges")?;
         let n_energy_nodes = count(n_energy_nodes, "n_energy_nodes")?;
-        let types: Vec<i64> = slice(types, n, "types")?.iter().map(|&t| t as i64).collect();
+        let types = node_types(types, n)?;
         let ei = slice(edge_index, 2 * ne, "edge_index")?;
-        let vec = slice(edge_vectors, 3 * ne, "edge_vectors")?;
-        let vectors: Vec<[f64; 3]> = vec.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
+        let vectors = vec3s(edge_vectors, ne, "edge_vectors")?;
         out_ref(energy, "energy")?;
         let g = Graph { types: &types, n_energy_nodes, centers: &ei[..ne], neighbors: &ei[ne..], vectors: &vectors };
         let o = lock(m).compute_graph(&g, request(forces, virial, atom_energies))?;
